@@ -1,1 +1,72 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! Subcommands:
+//! - `stack up|down|status|env`: the local stack (tansu broker + dev schema registry) on loopback.
+//! - `schemas register [--registry URL]`: registers `schemas/*.avsc` against any registry.
+//! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
+
+mod process;
+mod schemas;
+mod stack;
+mod test;
+mod tools;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  stack up [--storage memory|sqlite]   start broker + registry on loopback, create topics, register schemas
+  stack down                           stop what `stack up` started
+  stack status                         show whether broker and registry answer
+  stack env                            print the environment variables tests and tools use
+  schemas register [--registry URL]    register schemas/*.avsc (default: the local stack's registry)
+  test                                 fmt, clippy, unit + integration tests against a private local stack
+
+environment:
+  EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081), EP_BROKER_METRICS_PORT (9100): local stack ports
+  TANSU_BIN: a tansu binary to use instead of the one `stack up` installs
+  EP_TOOLS_DIR: where `stack up` installs tansu (default ~/.cache/event-processor)";
+
+fn main() {
+    if let Err(error) = run() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["stack", rest @ ..] => stack::command(rest),
+        ["schemas", "register", rest @ ..] => schemas::command(rest),
+        ["test", rest @ ..] => test::command(rest),
+        [] | ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{}`\n\n{USAGE}", other.join(" ")),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| manifest_dir.to_path_buf())
+}
+
+/// Value of `--name VALUE` in `args`, if present.
+fn flag_value<'a>(args: &[&'a str], name: &str) -> Result<Option<&'a str>> {
+    match args.iter().position(|arg| *arg == name) {
+        None => Ok(None),
+        Some(index) => match args.get(index + 1) {
+            Some(value) => Ok(Some(value)),
+            None => bail!("`{name}` needs a value"),
+        },
+    }
+}
