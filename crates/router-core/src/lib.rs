@@ -1,5 +1,24 @@
-//! router-core: routing table, tenant policy and record mapping (pure).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
+mod config;
+mod dead_letter;
+mod error;
+mod hash;
+mod mapping;
+mod name;
+mod ordered;
+mod policy;
 mod records;
+mod router;
+mod table;
 
+pub use config::RouterConfig;
+pub use dead_letter::DeadLetterReason;
+pub use error::RouterConfigError;
+pub use mapping::{map_into_output, map_to_output};
+pub use name::{DestinationName, WILDCARD};
+pub use policy::{AllowRule, Policy, PolicyMode};
 pub use records::{ProcessorToConsumer, ProducerToProcessor};
+pub use router::{Decision, Router};
+pub use table::{DEFAULT_OUTPUT_SUBJECT, OutputTarget, RoutingTable};

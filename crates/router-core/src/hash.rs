@@ -1,0 +1,65 @@
+//! FNV-1a, used for the destination index and for the configuration fingerprint.
+//!
+//! Not `std`'s `DefaultHasher`: its output may change between Rust releases, and the
+//! fingerprint must stay the same across builds so that instances report comparable versions.
+//! Neither use needs resistance to chosen inputs: the index compares names after a hash match,
+//! and the fingerprint identifies configurations, it does not authenticate them.
+
+const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv64(u64);
+
+impl Fnv64 {
+    pub(crate) fn new() -> Self {
+        Self(OFFSET_BASIS)
+    }
+
+    pub(crate) fn byte(&mut self, byte: u8) {
+        self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(PRIME);
+    }
+
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.byte(byte);
+        }
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// Hash of `name` as it compares in the routing table: trimmed, ASCII-case folded.
+/// Computed without allocating, so lookups on the hot path need no upper-cased copy.
+pub(crate) fn folded_name_hash(name: &str) -> u64 {
+    let mut hash = Fnv64::new();
+    for byte in name.trim().bytes() {
+        hash.byte(byte.to_ascii_uppercase());
+    }
+    hash.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_hash_ignores_ascii_case_and_surrounding_whitespace() {
+        assert_eq!(
+            folded_name_hash(" marketing\t"),
+            folded_name_hash("MARKETING")
+        );
+        assert_ne!(folded_name_hash("MARKETING"), folded_name_hash("FINANCE"));
+    }
+
+    #[test]
+    fn fnv_matches_the_published_test_vector() {
+        // FNV-1a 64 of "a" from the reference test suite; guards against constant typos that
+        // would silently change every published fingerprint.
+        let mut hash = Fnv64::new();
+        hash.bytes(b"a");
+        assert_eq!(hash.finish(), 0xaf63_dc4c_8601_ec8c);
+    }
+}
