@@ -1,0 +1,349 @@
+//! Decoding of framed values into typed records, with a cache of prepared writer schemas.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    marker::PhantomData,
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use apache_avro::{
+    Schema, reader::datum::GenericDatumReader, schema::ResolvedSchema,
+    schema_compatibility::SchemaCompatibility,
+};
+use router_core::{ProcessorToConsumer, ProducerToProcessor};
+
+use crate::{
+    CodecError, HEADER_LEN, RegistryError, SchemaId, SchemaRegistry, WireRecord,
+    binary::{BodyError, BodyReader, TRAILING_BYTES},
+    framing::split_frame,
+    scan::scan_body,
+};
+
+/// Decoder of [`ProducerToProcessor`] values (the router's input).
+pub type InputDecoder = Decoder<ProducerToProcessor>;
+
+/// Decoder of [`ProcessorToConsumer`] values (the router's output, for consumers).
+pub type OutputDecoder = Decoder<ProcessorToConsumer>;
+
+/// Most writer schema ids remembered as unreadable. Beyond this, new bad ids are not remembered,
+/// so a stream of random ids cannot grow memory without bound (each such id then costs a
+/// registry request per [`Decoder::load`]).
+pub const MAX_REJECTED_SCHEMA_IDS: usize = 4096;
+
+/// Decodes Confluent-framed Avro values into `T`, resolving each writer schema to `T`'s schema.
+///
+/// Holds a cache from schema id to a prepared reader: the fast hand-written decoder when the
+/// writer schema's Parsing Canonical Form equals the reader's, a resolving apache-avro reader
+/// otherwise, or the reason the id cannot be read (negative cache). [`decode`](Self::decode) is
+/// synchronous and never touches the registry; [`load`](Self::load) fills the cache.
+///
+/// `Send + Sync`: share it by reference or in an `Arc`; lookups take a read lock only.
+pub struct Decoder<T: WireRecord> {
+    reader_schema: Schema,
+    reader_canonical_form: String,
+    entries: RwLock<Entries>,
+    _record: PhantomData<fn() -> T>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_id: HashMap<SchemaId, Entry>,
+    rejected: usize,
+}
+
+enum Entry {
+    /// Writer schema is the reader schema up to documentation and namespaces of names.
+    Fast,
+    /// Writer schema differs but resolves to the reader schema.
+    Resolved(Arc<Schema>),
+    /// The id can never be read as `T`.
+    Rejected(Rejection),
+}
+
+#[derive(Clone)]
+enum Rejection {
+    NotFound,
+    Invalid(Arc<str>),
+    Incompatible {
+        subject: Option<Arc<str>>,
+        reason: Arc<str>,
+    },
+}
+
+impl Rejection {
+    fn to_error(&self, schema_id: SchemaId, reader: &'static str) -> CodecError {
+        match self {
+            Self::NotFound => CodecError::SchemaNotFound { schema_id },
+            Self::Invalid(reason) => CodecError::InvalidWriterSchema {
+                schema_id,
+                reason: reason.to_string(),
+            },
+            Self::Incompatible { subject, reason } => CodecError::IncompatibleSchema {
+                schema_id,
+                subject: subject.as_deref().map(str::to_owned),
+                reader,
+                reason: reason.to_string(),
+            },
+        }
+    }
+}
+
+impl<T: WireRecord> Default for Decoder<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: WireRecord> fmt::Debug for Decoder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.read();
+        let fast = entries
+            .by_id
+            .iter()
+            .filter(|(_, entry)| matches!(entry, Entry::Fast))
+            .count();
+        f.debug_struct("Decoder")
+            .field("reader", &T::FULL_NAME)
+            .field("schema_ids", &entries.by_id.len())
+            .field("fast", &fast)
+            .field("rejected", &entries.rejected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: WireRecord> Decoder<T> {
+    /// A decoder with an empty cache, reading into `T`'s embedded schema.
+    pub fn new() -> Self {
+        #[allow(clippy::expect_used)]
+        let reader_schema =
+            Schema::parse_str(T::SCHEMA).expect("embedded reader schema is valid (tested)");
+        Self {
+            reader_canonical_form: reader_schema.canonical_form(),
+            reader_schema,
+            entries: RwLock::new(Entries::default()),
+            _record: PhantomData,
+        }
+    }
+
+    /// Reads the schema id from a framed value's header.
+    ///
+    /// # Errors
+    /// The framing errors of [`split_frame`](crate::split_frame).
+    pub fn schema_id_of(framed: &[u8]) -> Result<SchemaId, CodecError> {
+        split_frame(framed).map(|(schema_id, _)| schema_id)
+    }
+
+    /// Decodes a framed value.
+    ///
+    /// # Errors
+    /// [`CodecError::UnknownSchemaId`] when the writer schema is not loaded yet (call
+    /// [`load`](Self::load), then decode again); the cached rejection for an id that cannot be
+    /// read; framing and body errors, which are poison.
+    pub fn decode(&self, framed: &[u8]) -> Result<T, CodecError> {
+        let (schema_id, body) = split_frame(framed)?;
+        let writer = {
+            let entries = self.read();
+            match entries.by_id.get(&schema_id) {
+                Some(Entry::Fast) => None,
+                Some(Entry::Resolved(writer)) => Some(Arc::clone(writer)),
+                Some(Entry::Rejected(rejection)) => {
+                    return Err(rejection.to_error(schema_id, T::FULL_NAME));
+                }
+                None => return Err(CodecError::UnknownSchemaId { schema_id }),
+            }
+        };
+        match writer {
+            None => decode_fast(schema_id, body),
+            Some(writer) => self.decode_resolved(schema_id, &writer, body),
+        }
+    }
+
+    /// True when `schema_id` is cached, readable or rejected.
+    pub fn is_loaded(&self, schema_id: SchemaId) -> bool {
+        self.read().by_id.contains_key(&schema_id)
+    }
+
+    /// Prepares a reader for the writer schema `writer_schema_json` of id `schema_id`.
+    ///
+    /// Idempotent: an id already cached keeps its first outcome, as registry ids are immutable.
+    ///
+    /// # Errors
+    /// [`CodecError::InvalidWriterSchema`] or [`CodecError::IncompatibleSchema`]; the id is then
+    /// remembered as bad.
+    pub fn add_writer_schema(
+        &self,
+        schema_id: SchemaId,
+        writer_schema_json: &str,
+    ) -> Result<(), CodecError> {
+        if let Some(outcome) = self.cached_outcome(schema_id) {
+            return outcome;
+        }
+        let entry = self.prepare(writer_schema_json);
+        self.insert(schema_id, entry)
+    }
+
+    /// Fetches the writer schema of `schema_id` from `registry` and prepares a reader for it.
+    /// Does nothing when the id is already cached.
+    ///
+    /// # Errors
+    /// [`CodecError::SchemaNotFound`], [`CodecError::InvalidWriterSchema`],
+    /// [`CodecError::IncompatibleSchema`] (remembered as bad: later decodes and loads of the id
+    /// fail the same way without a request), or [`CodecError::Registry`] for a failed request,
+    /// which is not remembered.
+    pub async fn load<R: SchemaRegistry>(
+        &self,
+        schema_id: SchemaId,
+        registry: &R,
+    ) -> Result<(), CodecError> {
+        if let Some(outcome) = self.cached_outcome(schema_id) {
+            return outcome;
+        }
+        let writer_schema = match registry.schema_by_id(schema_id).await {
+            Ok(schema) => schema,
+            Err(RegistryError::SchemaNotFound { .. }) => {
+                return self.insert(schema_id, Entry::Rejected(Rejection::NotFound));
+            }
+            Err(source) => {
+                return Err(CodecError::Registry {
+                    schema_id: Some(schema_id),
+                    subject: None,
+                    source,
+                });
+            }
+        };
+        let mut entry = self.prepare(&writer_schema);
+        if let Entry::Rejected(Rejection::Incompatible { subject, .. }) = &mut entry {
+            // Only to help a person find the producer; a failure here changes nothing.
+            if let Ok(subjects) = registry.subjects_for_id(schema_id).await {
+                *subject = subjects.into_iter().next().map(Arc::from);
+            }
+        }
+        tracing::debug!(
+            %schema_id,
+            reader = T::FULL_NAME,
+            outcome = entry.describe(),
+            "loaded writer schema from the schema registry"
+        );
+        self.insert(schema_id, entry)
+    }
+
+    fn prepare(&self, writer_schema_json: &str) -> Entry {
+        let writer = match Schema::parse_str(writer_schema_json) {
+            Ok(writer) => writer,
+            Err(err) => return Entry::Rejected(Rejection::Invalid(err.to_string().into())),
+        };
+        if writer.canonical_form() == self.reader_canonical_form {
+            return Entry::Fast;
+        }
+        if let Err(err) = SchemaCompatibility::can_read(&writer, &self.reader_schema) {
+            return Entry::Rejected(Rejection::Incompatible {
+                subject: None,
+                reason: err.to_string().into(),
+            });
+        }
+        match ResolvedSchema::try_from(&writer) {
+            Ok(_) => Entry::Resolved(Arc::new(writer)),
+            Err(err) => Entry::Rejected(Rejection::Invalid(err.to_string().into())),
+        }
+    }
+
+    fn cached_outcome(&self, schema_id: SchemaId) -> Option<Result<(), CodecError>> {
+        self.read()
+            .by_id
+            .get(&schema_id)
+            .map(|entry| entry.outcome(schema_id, T::FULL_NAME))
+    }
+
+    fn insert(&self, schema_id: SchemaId, entry: Entry) -> Result<(), CodecError> {
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        // Another task may have loaded the same id meanwhile; the first outcome stands.
+        if let Some(existing) = entries.by_id.get(&schema_id) {
+            return existing.outcome(schema_id, T::FULL_NAME);
+        }
+        let outcome = entry.outcome(schema_id, T::FULL_NAME);
+        if matches!(entry, Entry::Rejected(_)) {
+            if entries.rejected >= MAX_REJECTED_SCHEMA_IDS {
+                tracing::warn!(
+                    %schema_id,
+                    limit = MAX_REJECTED_SCHEMA_IDS,
+                    "too many unreadable schema ids to remember; this one will be fetched again"
+                );
+                return outcome;
+            }
+            entries.rejected += 1;
+        }
+        entries.by_id.insert(schema_id, entry);
+        outcome
+    }
+
+    fn decode_resolved(
+        &self,
+        schema_id: SchemaId,
+        writer: &Schema,
+        body: &[u8],
+    ) -> Result<T, CodecError> {
+        let unreadable = |err: apache_avro::Error| CodecError::Unreadable {
+            schema_id,
+            reader: T::FULL_NAME,
+            reason: err.to_string(),
+        };
+        let names = ResolvedSchema::try_from(writer).map_err(unreadable)?;
+        scan_body(writer, names.get_names(), body).map_err(|err| malformed(schema_id, err))?;
+        let datum_reader = GenericDatumReader::builder(writer)
+            .resolved_writer_schemata(names)
+            .reader_schema(&self.reader_schema)
+            .build()
+            .map_err(unreadable)?;
+        let mut rest = body;
+        let value = datum_reader.read_value(&mut rest).map_err(unreadable)?;
+        if !rest.is_empty() {
+            return Err(malformed(
+                schema_id,
+                BodyError {
+                    offset: body.len() - rest.len(),
+                    reason: TRAILING_BYTES,
+                },
+            ));
+        }
+        apache_avro::from_value::<T>(&value).map_err(unreadable)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
+        // Entries are only ever inserted whole, so a panic elsewhere cannot leave them torn.
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Entry {
+    fn outcome(&self, schema_id: SchemaId, reader: &'static str) -> Result<(), CodecError> {
+        match self {
+            Self::Fast | Self::Resolved(_) => Ok(()),
+            Self::Rejected(rejection) => Err(rejection.to_error(schema_id, reader)),
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Fast => "same as the reader schema: fast path",
+            Self::Resolved(_) => "resolved to the reader schema",
+            Self::Rejected(_) => "cannot be read: remembered as bad",
+        }
+    }
+}
+
+#[inline]
+fn decode_fast<T: WireRecord>(schema_id: SchemaId, body: &[u8]) -> Result<T, CodecError> {
+    let mut reader = BodyReader::new(body);
+    let record = T::decode_body(&mut reader).map_err(|err| malformed(schema_id, err))?;
+    reader.finish().map_err(|err| malformed(schema_id, err))?;
+    Ok(record)
+}
+
+fn malformed(schema_id: SchemaId, err: BodyError) -> CodecError {
+    CodecError::Malformed {
+        schema_id,
+        offset: HEADER_LEN + err.offset,
+        reason: err.reason,
+    }
+}
