@@ -230,7 +230,10 @@ impl Partition {
     }
 
     pub(crate) fn mark_committed(&mut self, offset: i64) {
-        if self.last_committed.is_none_or(|committed| offset > committed) {
+        if self
+            .last_committed
+            .is_none_or(|committed| offset > committed)
+        {
             self.last_committed = Some(offset);
         }
     }

@@ -40,7 +40,8 @@ pub struct OffsetTracker {
 
 impl OffsetTracker {
     /// An empty tracker. `now` is the caller's monotonic time since an arbitrary origin (for
-    /// instance `Instant::now() - start`); every time argument must use the same origin.
+    /// instance the time elapsed since the process started, read from a monotonic clock);
+    /// every time argument must use the same origin.
     /// The commit interval counts from `now`.
     pub fn new(policy: CommitPolicy, now: Duration) -> Self {
         Self {
@@ -204,12 +205,10 @@ impl OffsetTracker {
         let mut positions: Vec<CommitPosition> = self
             .partitions()
             .filter_map(|partition| {
-                partition
-                    .advanced_position()
-                    .map(|offset| CommitPosition {
-                        partition: partition.tp().clone(),
-                        offset,
-                    })
+                partition.advanced_position().map(|offset| CommitPosition {
+                    partition: partition.tp().clone(),
+                    offset,
+                })
             })
             .collect();
         positions.sort_unstable();

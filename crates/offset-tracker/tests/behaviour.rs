@@ -67,7 +67,11 @@ fn out_of_order_ack_waits_for_the_oldest_record() {
     for ticket in &tickets[1..] {
         tracker.ack(*ticket).unwrap();
     }
-    assert_eq!(tracker.committable(), vec![], "offset 10 is still in flight");
+    assert_eq!(
+        tracker.committable(),
+        vec![],
+        "offset 10 is still in flight"
+    );
     assert_eq!(tracker.safe_position(&tp(0)), Some(10));
     tracker.ack(tickets[0]).unwrap();
     assert_eq!(tracker.committable(), vec![position(0, 15)]);
@@ -81,7 +85,11 @@ fn does_not_commit_past_in_flight_fan_out() {
     tracker.ack(single).unwrap();
     assert_eq!(tracker.ack(fan_out), Ok(AckOutcome::Pending));
     assert_eq!(tracker.ack(fan_out), Ok(AckOutcome::Pending));
-    assert_eq!(tracker.committable(), vec![], "one of three outputs is unacknowledged");
+    assert_eq!(
+        tracker.committable(),
+        vec![],
+        "one of three outputs is unacknowledged"
+    );
     assert_eq!(tracker.in_flight(&tp(0)), 1);
     assert_eq!(tracker.ack(fan_out), Ok(AckOutcome::Completed));
     assert_eq!(tracker.committable(), vec![position(0, 2)]);
@@ -140,7 +148,11 @@ fn first_commit_needs_progress_past_the_first_tracked_offset() {
     let mut tracker = assigned(&[0]);
     let first = tracker.track(&tp(0), 100, 1).unwrap();
     assert_eq!(tracker.safe_position(&tp(0)), Some(100));
-    assert_eq!(tracker.committable(), vec![], "committing 100 records no progress");
+    assert_eq!(
+        tracker.committable(),
+        vec![],
+        "committing 100 records no progress"
+    );
     tracker.ack(first).unwrap();
     assert_eq!(tracker.committable(), vec![position(0, 101)]);
 }
@@ -186,7 +198,11 @@ fn dead_letter_copy_added_after_failure_must_be_acknowledged_too() {
     tracker.fail(ticket).unwrap();
     assert_eq!(tracker.add_outputs(ticket, 1), Ok(AckOutcome::Pending));
     assert_eq!(tracker.resolve(ticket), Ok(AckOutcome::Pending));
-    assert_eq!(tracker.committable(), vec![], "the dead-letter copy is not acknowledged");
+    assert_eq!(
+        tracker.committable(),
+        vec![],
+        "the dead-letter copy is not acknowledged"
+    );
     assert_eq!(tracker.ack(ticket), Ok(AckOutcome::Completed));
     assert_eq!(tracker.committable(), vec![position(0, 1)]);
 }
@@ -210,7 +226,11 @@ fn output_count_overflow_is_an_error() {
     assert_eq!(tracker.add_outputs(ticket, 1), Ok(AckOutcome::Pending));
     assert!(matches!(
         tracker.add_outputs(ticket, 1),
-        Err(TrackerError::TooManyOutputs { unresolved: u32::MAX, extra: 1, .. })
+        Err(TrackerError::TooManyOutputs {
+            unresolved: u32::MAX,
+            extra: 1,
+            ..
+        })
     ));
 }
 
@@ -223,9 +243,17 @@ fn more_acks_than_outputs_is_an_error() {
     let error = tracker.ack(ticket).unwrap_err();
     assert!(matches!(
         error,
-        TrackerError::AlreadyComplete { offset: 0, partition: 0, .. }
+        TrackerError::AlreadyComplete {
+            offset: 0,
+            partition: 0,
+            ..
+        }
     ));
-    assert_eq!(tracker.in_flight(&tp(0)), 1, "the surplus ack changed nothing");
+    assert_eq!(
+        tracker.in_flight(&tp(0)),
+        1,
+        "the surplus ack changed nothing"
+    );
 }
 
 #[test]
@@ -253,7 +281,14 @@ fn ack_of_untracked_offset_is_an_error() {
     tracker.track(&tp(0), 6, 1).unwrap();
     let error = tracker.ack(in_gap).unwrap_err();
     assert!(
-        matches!(error, TrackerError::NotTracked { offset: 5, partition: 0, .. }),
+        matches!(
+            error,
+            TrackerError::NotTracked {
+                offset: 5,
+                partition: 0,
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(matches!(
@@ -333,7 +368,11 @@ fn idle_partition_does_not_creep() {
         tracker.mark_committed(&Commit::default(), now);
     }
     assert_eq!(tracker.last_committed(&tp(0)), Some(1));
-    assert_eq!(tracker.revoke(&tp(0)), None, "revoking an idle partition commits nothing");
+    assert_eq!(
+        tracker.revoke(&tp(0)),
+        None,
+        "revoking an idle partition commits nothing"
+    );
 }
 
 #[test]
@@ -381,7 +420,11 @@ fn commit_due_after_n_completions() {
     let commit = tracker.due_commit(now).expect("three completions");
     assert_eq!(commit.positions, vec![position(0, 3)]);
     tracker.mark_committed(&commit, now);
-    assert_eq!(tracker.due_commit(now), None, "the count restarts after a commit");
+    assert_eq!(
+        tracker.due_commit(now),
+        None,
+        "the count restarts after a commit"
+    );
 }
 
 #[test]
@@ -408,18 +451,30 @@ fn commit_due_after_interval_only_with_progress() {
     };
     let mut tracker = OffsetTracker::new(policy, T0);
     tracker.assign(tp(0));
-    assert_eq!(tracker.due_commit(Duration::from_secs(5)), None, "no progress at all");
+    assert_eq!(
+        tracker.due_commit(Duration::from_secs(5)),
+        None,
+        "no progress at all"
+    );
 
     let ticket = tracker.track(&tp(0), 0, 1).unwrap();
     tracker.ack(ticket).unwrap();
-    assert_eq!(tracker.due_commit(Duration::from_millis(999)), None, "too early");
+    assert_eq!(
+        tracker.due_commit(Duration::from_millis(999)),
+        None,
+        "too early"
+    );
     let commit = tracker
         .due_commit(Duration::from_secs(1))
         .expect("interval passed with progress");
     assert_eq!(commit.positions, vec![position(0, 1)]);
     tracker.mark_committed(&commit, Duration::from_secs(1));
 
-    assert_eq!(tracker.due_commit(Duration::from_secs(10)), None, "no progress since");
+    assert_eq!(
+        tracker.due_commit(Duration::from_secs(10)),
+        None,
+        "no progress since"
+    );
     let ticket = tracker.track(&tp(0), 1, 1).unwrap();
     tracker.ack(ticket).unwrap();
     assert!(tracker.due_commit(Duration::from_secs(10)).is_some());
@@ -514,7 +569,11 @@ fn stale_ack_after_reassign_is_ignored() {
     let new = tracker.track(&tp(0), 5, 1).unwrap();
     assert_ne!(old, new);
     assert_eq!(tracker.ack(old), Ok(AckOutcome::Stale));
-    assert_eq!(tracker.committable(), vec![], "the old ack must not complete the new record");
+    assert_eq!(
+        tracker.committable(),
+        vec![],
+        "the old ack must not complete the new record"
+    );
     assert_eq!(tracker.in_flight(&tp(0)), 1);
     assert_eq!(tracker.ack(new), Ok(AckOutcome::Completed));
     assert_eq!(tracker.committable(), vec![position(0, 6)]);
@@ -538,7 +597,11 @@ fn assign_is_idempotent() {
     tracker.assign(tp(0));
     assert_eq!(tracker.assigned().count(), 1);
     assert_eq!(tracker.in_flight(&tp(0)), 1);
-    assert_eq!(tracker.ack(ticket), Ok(AckOutcome::Completed), "the ticket stays valid");
+    assert_eq!(
+        tracker.ack(ticket),
+        Ok(AckOutcome::Completed),
+        "the ticket stays valid"
+    );
 }
 
 #[test]
@@ -556,7 +619,11 @@ fn in_flight_counts_incomplete_records_per_partition_and_in_total() {
     tracker.ack(a).unwrap();
     assert_eq!(tracker.in_flight(&tp(0)), 1);
     assert_eq!(tracker.total_in_flight(), 2);
-    assert_eq!(tracker.buffered(&tp(0)), 1, "the completed prefix was dropped");
+    assert_eq!(
+        tracker.buffered(&tp(0)),
+        1,
+        "the completed prefix was dropped"
+    );
 }
 
 #[test]
@@ -571,7 +638,9 @@ fn tracking_works_with_separately_allocated_topic_names() {
     tracker.assign(TopicPartition::new("other", 0));
     let same_name = TopicPartition::new(String::from("input"), 0);
     let ticket = tracker.track(&same_name, 0, 1).unwrap();
-    tracker.track(&TopicPartition::new("other", 0), 0, 1).unwrap();
+    tracker
+        .track(&TopicPartition::new("other", 0), 0, 1)
+        .unwrap();
     tracker.ack(ticket).unwrap();
     assert_eq!(tracker.committable(), vec![position(0, 1)]);
 }
