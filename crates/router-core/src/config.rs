@@ -8,6 +8,7 @@ use crate::policy::{
 };
 use crate::table::{OutputTarget, RoutingTable, default_subject};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// A routing table and a policy that have been checked against each other.
 ///
@@ -68,16 +69,17 @@ impl RouterConfig {
             Some(_) => {}
         }
         let document: TomlDocument = parse_toml(toml)?;
-        let table = RoutingTable::new(document.destinations.0.into_iter().map(
-            |(name, destination)| {
-                let outputs = destination
-                    .outputs
-                    .into_iter()
-                    .map(|output| OutputTarget::new(output.topic, output.subject))
-                    .collect();
-                (name, outputs)
-            },
-        ))?;
+        let mut destinations = document.destinations.0;
+        destinations.sort_by_key(|(name, _)| name.span().start);
+        let table = RoutingTable::new(destinations.into_iter().map(|(name, destination)| {
+            let name = name.into_inner();
+            let outputs = destination
+                .outputs
+                .into_iter()
+                .map(|output| OutputTarget::new(output.topic, output.subject))
+                .collect();
+            (name, outputs)
+        }))?;
         let policy = match document.policy.unwrap_or_default() {
             TomlPolicy {
                 mode: PolicyMode::AllowAll,
@@ -142,7 +144,7 @@ struct TomlDocument {
     #[serde(rename = "version")]
     _version: i64,
     #[serde(default)]
-    destinations: Entries<TomlDestination>,
+    destinations: Entries<Spanned<String>, TomlDestination>,
     policy: Option<TomlPolicy>,
 }
 

@@ -2,30 +2,32 @@
 //!
 //! Deserializing into `HashMap` or `BTreeMap` would let a repeated JSON key silently replace
 //! the earlier entry; reading entries lets the table builder report the collision instead.
+//! (The TOML parser rejects repeated keys itself, but hands tables over sorted by key; TOML
+//! callers read keys as `toml::Spanned` to restore document order.)
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 
 #[derive(Debug, Clone)]
-pub(crate) struct Entries<V>(pub(crate) Vec<(String, V)>);
+pub(crate) struct Entries<K, V>(pub(crate) Vec<(K, V)>);
 
-impl<V> Default for Entries<V> {
+impl<K, V> Default for Entries<K, V> {
     fn default() -> Self {
         Self(Vec::new())
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(EntriesVisitor(PhantomData))
     }
 }
 
-struct EntriesVisitor<V>(PhantomData<V>);
+struct EntriesVisitor<K, V>(PhantomData<(K, V)>);
 
-impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
-    type Value = Entries<V>;
+impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<K, V> {
+    type Value = Entries<K, V>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a map from destination names to their outputs")

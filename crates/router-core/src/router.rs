@@ -29,11 +29,11 @@ pub enum Decision<'a> {
     DeadLetter(DeadLetterReason),
 }
 
-impl Decision<'_> {
+impl<'a> Decision<'a> {
     /// The outputs, if the event is routed.
-    pub fn targets(&self) -> Option<&[OutputTarget]> {
+    pub fn targets(&self) -> Option<&'a [OutputTarget]> {
         match self {
-            Self::Route(targets) => Some(targets),
+            Self::Route(targets) => Some(*targets),
             Self::DeadLetter(_) => None,
         }
     }

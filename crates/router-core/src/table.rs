@@ -115,7 +115,7 @@ impl RoutingTable {
     /// [`RouterConfigError::InvalidJson`] with the position of the problem, or any error of
     /// [`RoutingTable::new`].
     pub fn from_prototype_json(json: &str) -> Result<Self, RouterConfigError> {
-        let entries: Entries<PrototypeOutput> =
+        let entries: Entries<String, PrototypeOutput> =
             serde_json::from_str(json).map_err(|error| RouterConfigError::InvalidJson {
                 line: error.line(),
                 column: error.column(),
