@@ -31,6 +31,18 @@ pub type OutputDecoder = Decoder<ProcessorToConsumer>;
 /// registry request per [`Decoder::load`]).
 pub const MAX_REJECTED_SCHEMA_IDS: usize = 4096;
 
+/// How records of a cached schema id are read, see [`Decoder::read_path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadPath {
+    /// The writer schema has the reader's canonical form: the hand-written decoder.
+    Fast,
+    /// The writer schema differs but resolves to the reader's: apache-avro schema resolution.
+    Resolving,
+    /// The id cannot be read; decoding returns the remembered error.
+    Rejected,
+}
+
 /// Decodes Confluent-framed Avro values into `T`, resolving each writer schema to `T`'s schema.
 ///
 /// Holds a cache from schema id to a prepared reader: the fast hand-written decoder when the
@@ -164,6 +176,15 @@ impl<T: WireRecord> Decoder<T> {
         self.read().by_id.contains_key(&schema_id)
     }
 
+    /// How records of `schema_id` are read, or `None` when the id is not cached.
+    pub fn read_path(&self, schema_id: SchemaId) -> Option<ReadPath> {
+        self.read().by_id.get(&schema_id).map(|entry| match entry {
+            Entry::Fast => ReadPath::Fast,
+            Entry::Resolved(_) => ReadPath::Resolving,
+            Entry::Rejected(_) => ReadPath::Rejected,
+        })
+    }
+
     /// Prepares a reader for the writer schema `writer_schema_json` of id `schema_id`.
     ///
     /// Idempotent: an id already cached keeps its first outcome, as registry ids are immutable.
@@ -229,7 +250,11 @@ impl<T: WireRecord> Decoder<T> {
     }
 
     fn prepare(&self, writer_schema_json: &str) -> Entry {
-        let writer = match Schema::parse_str(writer_schema_json) {
+        let writer = match without_logical_types(writer_schema_json) {
+            Ok(json) => Schema::parse_str(&json),
+            Err(err) => return Entry::Rejected(Rejection::Invalid(err.to_string().into())),
+        };
+        let writer = match writer {
             Ok(writer) => writer,
             Err(err) => return Entry::Rejected(Rejection::Invalid(err.to_string().into())),
         };
@@ -330,6 +355,36 @@ impl Entry {
             Self::Rejected(_) => "cannot be read: remembered as bad",
         }
     }
+}
+
+/// The schema JSON with every `logicalType` attribute removed.
+///
+/// The reader records hold plain strings and longs, and a logical type never changes the binary
+/// encoding of its underlying type, so a writer field declared e.g. `timestamp-millis` or `uuid`
+/// is read as its `long` or `string`. Without this, apache-avro would decode such fields into
+/// logical values that it then refuses to resolve to the plain reader type, and would keep the
+/// attribute in its canonical form, missing the fast path.
+fn without_logical_types(schema_json: &str) -> Result<String, serde_json::Error> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(object) => {
+                if object.contains_key("type") {
+                    object.remove("logicalType");
+                }
+                for (key, nested) in object.iter_mut() {
+                    // Defaults are data, not schema.
+                    if key != "default" {
+                        strip(nested);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_str(schema_json)?;
+    strip(&mut value);
+    Ok(value.to_string())
 }
 
 #[inline]

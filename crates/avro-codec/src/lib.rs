@@ -10,7 +10,7 @@ mod record;
 mod registry;
 mod scan;
 
-pub use decoder::{Decoder, InputDecoder, MAX_REJECTED_SCHEMA_IDS, OutputDecoder};
+pub use decoder::{Decoder, InputDecoder, MAX_REJECTED_SCHEMA_IDS, OutputDecoder, ReadPath};
 pub use encoder::{Encoder, InputEncoder, OutputEncoder};
 pub use error::{CodecError, ErrorClass, RegistryError};
 pub use framing::{HEADER_LEN, MAGIC_BYTE, SchemaId, split_frame, write_header};
