@@ -1,0 +1,146 @@
+//! Client configuration: our defaults, then the user's librdkafka properties on top.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use tracing::{debug, error, info, warn};
+
+/// How to reach the cluster, plus any librdkafka property.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// librdkafka properties (security, batching, compression, timeouts…), passed through
+    /// verbatim and overriding this crate's defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// A configuration with no extra properties.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) one librdkafka property.
+    #[must_use]
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The librdkafka configuration: bootstrap servers, then `defaults`, then the user's
+    /// properties (which win).
+    pub(crate) fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// What the group consumer reads and how it hands records over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// Consumer group id.
+    pub group_id: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// How long the rebalance callback waits for the answer to a `Revoked` event.
+    pub revoke_timeout: Duration,
+    /// Most records in one `Records` event (e.g. 1024).
+    pub batch_max: usize,
+    /// Events buffered between the consumer thread and the pipeline; when full, the consumer
+    /// thread stops polling, so back-pressure reaches the broker fetch.
+    pub channel_capacity: usize,
+}
+
+impl ConsumerSettings {
+    /// Settings with a 30 s revoke timeout, batches of up to 1024 records and 16 buffered events.
+    pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topics,
+            revoke_timeout: Duration::from_secs(30),
+            batch_max: 1024,
+            channel_capacity: 16,
+        }
+    }
+}
+
+/// Consumer defaults: offsets move only when the pipeline commits.
+pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
+/// Producer defaults: no duplicates from internal retries, every replica acknowledges,
+/// short batching, cheap compression and a local queue deep enough for bursts.
+pub(crate) const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("compression.type", "lz4"),
+    ("queue.buffering.max.messages", "1000000"),
+];
+
+/// Routes librdkafka's log lines and global errors to `tracing`.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LoggingContext;
+
+impl ClientContext for LoggingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(%error, reason, "librdkafka reported an error; it retries by itself.");
+    }
+}
+
+impl ConsumerContext for LoggingContext {}
+
+pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => error!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            info!(target: "librdkafka", facility, "{message}");
+        }
+        RDKafkaLogLevel::Debug => debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_properties_override_defaults() {
+        let config = KafkaConfig::new("127.0.0.1:9092")
+            .with("compression.type", "zstd")
+            .with("security.protocol", "ssl");
+        let client = config.client_config(PRODUCER_DEFAULTS);
+        assert_eq!(client.get("compression.type"), Some("zstd"));
+        assert_eq!(client.get("security.protocol"), Some("ssl"));
+        assert_eq!(client.get("acks"), Some("all"));
+        assert_eq!(client.get("bootstrap.servers"), Some("127.0.0.1:9092"));
+    }
+}

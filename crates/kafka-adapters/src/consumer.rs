@@ -1,0 +1,511 @@
+//! The group consumer: a `BaseConsumer` polled on its own thread, feeding a bounded channel.
+//!
+//! Ordering guarantee: the consumer thread is the only thread that polls, and librdkafka runs
+//! rebalance callbacks inside `poll`. Records are batched in the consumer context; the revoke
+//! callback first flushes the pending batch into the channel, then sends `Revoked` through the
+//! same channel, so the pipeline sees every record of a partition before its `Revoked`/`Lost`.
+//! The callback then blocks (at most `revoke_timeout` after `Revoked` entered the channel) for
+//! the reply and commits it synchronously with the callback's consumer handle, before
+//! librdkafka hands the partitions to another member. Limits: a reply that comes late or never
+//! commits nothing (the next owner reprocesses from the last commit: at-least-once, never
+//! at-most-once); while the channel is full the consumer thread neither polls nor serves
+//! rebalances, so a pipeline slower than `max.poll.interval.ms` gets evicted from the group.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig, log_librdkafka};
+use crate::error::{AdapterError, code_of};
+use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
+use crate::types::{CommitPosition, InboundRecord, TopicPartition};
+use crate::util::run_blocking;
+
+/// How long the consumer thread waits in `poll` when it has nothing to hand over; also how
+/// quickly it notices that the source was dropped or closed.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+type EventSender = mpsc::Sender<Result<SourceEvent, AdapterError>>;
+
+/// Creates a group consumer subscribed to `settings.topics`, and its committer.
+///
+/// The properties of `config` override the defaults (`enable.auto.commit=false`,
+/// `enable.auto.offset.store=false`, `auto.offset.reset=earliest`,
+/// `partition.assignment.strategy=cooperative-sticky`); `group.id` always comes from `settings`.
+pub fn kafka_consumer(
+    config: &KafkaConfig,
+    settings: ConsumerSettings,
+) -> Result<(KafkaRecordSource, KafkaOffsetCommitter), AdapterError> {
+    let group_id: Arc<str> = Arc::from(settings.group_id.as_str());
+    let (events, receiver) = mpsc::channel(settings.channel_capacity.max(1));
+    let context = ConsumerCtx {
+        group_id: Arc::clone(&group_id),
+        events,
+        pending: Mutex::new(Vec::new()),
+        batch_max: settings.batch_max.max(1),
+        revoke_timeout: settings.revoke_timeout,
+    };
+    let mut client_config = config.client_config(CONSUMER_DEFAULTS);
+    client_config.set("group.id", &settings.group_id);
+    let consumer: BaseConsumer<ConsumerCtx> =
+        client_config
+            .create_with_context(context)
+            .map_err(|source| AdapterError::ClientCreation {
+                client: "consumer",
+                bootstrap_servers: config.bootstrap_servers.clone(),
+                source: Box::new(source),
+            })?;
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| AdapterError::Subscribe {
+            group_id: settings.group_id.clone(),
+            topics: settings.topics.clone(),
+            source: Box::new(source),
+        })?;
+
+    let consumer = Arc::new(consumer);
+    let committer = KafkaOffsetCommitter {
+        consumer: Arc::downgrade(&consumer),
+        group_id: Arc::clone(&group_id),
+    };
+    let close_requested = Arc::new(AtomicBool::new(false));
+    let thread_close = Arc::clone(&close_requested);
+    std::thread::Builder::new()
+        .name("kafka-consumer".to_owned())
+        .spawn(move || consumer_thread(consumer, &thread_close))
+        .map_err(|error| AdapterError::Task {
+            operation: "starting the consumer thread",
+            reason: error.to_string(),
+        })?;
+    info!(
+        group_id = %group_id,
+        topics = ?settings.topics,
+        "Kafka consumer subscribed."
+    );
+    let source = KafkaRecordSource {
+        events: receiver,
+        close_requested,
+        group_id,
+    };
+    Ok((source, committer))
+}
+
+/// The [`RecordSource`] of a Kafka consumer group.
+///
+/// Dropping it makes the consumer leave the group in the background without committing
+/// anything more; a [`Revoked`](SourceEvent::Revoked) pending at that moment is answered with
+/// nothing. For a graceful stop that commits inside the final revoke, call
+/// [`begin_close`](Self::begin_close) and keep reading events until the `Err`.
+#[derive(Debug)]
+pub struct KafkaRecordSource {
+    events: mpsc::Receiver<Result<SourceEvent, AdapterError>>,
+    close_requested: Arc<AtomicBool>,
+    group_id: Arc<str>,
+}
+
+impl KafkaRecordSource {
+    /// Asks the consumer to leave its group: the source then yields the records already
+    /// fetched, one final `Revoked` for everything still assigned (its reply is committed as
+    /// usual), and then [`AdapterError::ConsumerClosed`].
+    pub fn begin_close(&self) {
+        self.close_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// The consumer group.
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+}
+
+impl RecordSource for KafkaRecordSource {
+    async fn next_event(&mut self) -> Result<SourceEvent, AdapterError> {
+        match self.events.recv().await {
+            Some(event) => event,
+            None => Err(AdapterError::ConsumerClosed {
+                group_id: self.group_id.to_string(),
+            }),
+        }
+    }
+}
+
+/// Commits through the consumer of a [`KafkaRecordSource`].
+///
+/// Each commit is a `CommitMode::Sync` commit run with `spawn_blocking`, so it resolves when
+/// the broker answered, independently of the consumer thread (which may be blocked on a full
+/// channel). It holds the consumer weakly: once the source has closed, commits fail with
+/// [`AdapterError::ConsumerClosed`].
+#[derive(Clone)]
+pub struct KafkaOffsetCommitter {
+    consumer: Weak<BaseConsumer<ConsumerCtx>>,
+    group_id: Arc<str>,
+}
+
+impl std::fmt::Debug for KafkaOffsetCommitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaOffsetCommitter")
+            .field("group_id", &self.group_id)
+            .field("open", &(self.consumer.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl OffsetCommitter for KafkaOffsetCommitter {
+    fn commit(
+        &self,
+        positions: Vec<CommitPosition>,
+    ) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        let consumer = Weak::clone(&self.consumer);
+        let group_id = Arc::clone(&self.group_id);
+        async move {
+            if positions.is_empty() {
+                return Ok(());
+            }
+            run_blocking("committing offsets", move || {
+                let Some(consumer) = consumer.upgrade() else {
+                    return Err(AdapterError::ConsumerClosed {
+                        group_id: group_id.to_string(),
+                    });
+                };
+                commit_sync(&consumer, &group_id, positions)
+            })
+            .await
+        }
+    }
+}
+
+fn commit_sync<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    group_id: &str,
+    positions: Vec<CommitPosition>,
+) -> Result<(), AdapterError> {
+    let committed =
+        position_list(&positions).and_then(|list| consumer.commit(&list, CommitMode::Sync));
+    match committed {
+        Ok(()) => Ok(()),
+        Err(error) => Err(AdapterError::Commit {
+            group_id: group_id.to_owned(),
+            positions,
+            code: code_of(&error),
+        }),
+    }
+}
+
+fn position_list(positions: &[CommitPosition]) -> Result<TopicPartitionList, KafkaError> {
+    let mut list = TopicPartitionList::with_capacity(positions.len());
+    for position in positions {
+        list.add_partition_offset(
+            &position.partition.topic,
+            position.partition.partition,
+            Offset::Offset(position.offset),
+        )?;
+    }
+    Ok(list)
+}
+
+/// Polls until the pipeline is gone or a close was asked for, then closes the consumer
+/// (dropping the last strong reference leaves the group; the final revoke runs in here).
+fn consumer_thread(consumer: Arc<BaseConsumer<ConsumerCtx>>, close_requested: &AtomicBool) {
+    let context = Arc::clone(consumer.context());
+    let mut topics = TopicNames::default();
+    while !close_requested.load(Ordering::Relaxed) && !context.events.is_closed() {
+        let wait = if context.has_pending() {
+            Duration::ZERO
+        } else {
+            IDLE_POLL
+        };
+        match consumer.poll(wait) {
+            Some(Ok(message)) => context.push(inbound_record(&message, &mut topics)),
+            Some(Err(error)) => {
+                if !context.on_poll_error(error) {
+                    break;
+                }
+            }
+            // Nothing more right now (or a rebalance was served): hand over what we have.
+            None => context.flush_pending(),
+        }
+    }
+    context.flush_pending();
+    drop(consumer);
+    info!(group_id = %context.group_id, "Kafka consumer thread stopped.");
+}
+
+fn inbound_record(message: &BorrowedMessage<'_>, topics: &mut TopicNames) -> InboundRecord {
+    InboundRecord {
+        topic: topics.intern(message.topic()),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        timestamp_ms: message.timestamp().to_millis(),
+    }
+}
+
+/// One shared `Arc<str>` per topic name, so records do not allocate their topic.
+#[derive(Default)]
+struct TopicNames(Vec<Arc<str>>);
+
+impl TopicNames {
+    fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|known| &***known == topic) {
+            return Arc::clone(known);
+        }
+        let name: Arc<str> = Arc::from(topic);
+        self.0.push(Arc::clone(&name));
+        name
+    }
+}
+
+/// Shared between the consumer thread and librdkafka's callbacks (which run on that thread,
+/// inside `poll`, or on whichever thread drops the last consumer handle).
+pub(crate) struct ConsumerCtx {
+    group_id: Arc<str>,
+    events: EventSender,
+    pending: Mutex<Vec<InboundRecord>>,
+    batch_max: usize,
+    revoke_timeout: Duration,
+}
+
+impl ConsumerCtx {
+    fn has_pending(&self) -> bool {
+        !self.lock_pending().is_empty()
+    }
+
+    fn push(&self, record: InboundRecord) {
+        let full = {
+            let mut pending = self.lock_pending();
+            pending.push(record);
+            pending.len() >= self.batch_max
+        };
+        if full {
+            self.flush_pending();
+        }
+    }
+
+    fn flush_pending(&self) {
+        let batch = std::mem::take(&mut *self.lock_pending());
+        if !batch.is_empty() {
+            self.deliver(Ok(SourceEvent::Records(batch)));
+        }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<InboundRecord>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Blocks while the channel is full (back-pressure); false when the pipeline is gone.
+    fn deliver(&self, event: Result<SourceEvent, AdapterError>) -> bool {
+        self.events.blocking_send(event).is_ok()
+    }
+
+    /// Whether polling may go on.
+    fn on_poll_error(&self, error: KafkaError) -> bool {
+        match error {
+            KafkaError::PartitionEOF(_) => true,
+            KafkaError::MessageConsumptionFatal(code) => {
+                self.flush_pending();
+                self.deliver(Err(AdapterError::ConsumerFatal {
+                    group_id: self.group_id.to_string(),
+                    code,
+                }));
+                false
+            }
+            error => {
+                warn!(
+                    group_id = %self.group_id,
+                    %error,
+                    "Kafka consumer error; librdkafka keeps retrying."
+                );
+                true
+            }
+        }
+    }
+
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, partitions: Vec<TopicPartition>) {
+        self.flush_pending();
+        let (reply_sender, reply) = std::sync::mpsc::sync_channel(1);
+        let event = SourceEvent::Revoked {
+            partitions: partitions.clone(),
+            reply: RevokeReply::blocking(reply_sender),
+        };
+        if !self.deliver(Ok(event)) {
+            debug!(
+                group_id = %self.group_id,
+                partitions = %joined(&partitions),
+                "Partitions revoked after the source was dropped; nothing to commit."
+            );
+            return;
+        }
+        match reply.recv_timeout(self.revoke_timeout) {
+            Ok(positions) => self.commit_revoked(consumer, &partitions, positions),
+            Err(RecvTimeoutError::Timeout) => warn!(
+                group_id = %self.group_id,
+                partitions = %joined(&partitions),
+                revoke_timeout = ?self.revoke_timeout,
+                "No answer to the revoke within revoke_timeout; nothing committed, the next owner \
+                 reprocesses from the last commit."
+            ),
+            Err(RecvTimeoutError::Disconnected) => warn!(
+                group_id = %self.group_id,
+                partitions = %joined(&partitions),
+                "The revoke reply was dropped; nothing committed, the next owner reprocesses \
+                 from the last commit."
+            ),
+        }
+    }
+
+    fn commit_revoked(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[TopicPartition],
+        positions: Vec<CommitPosition>,
+    ) {
+        if positions.is_empty() {
+            debug!(
+                group_id = %self.group_id,
+                partitions = %joined(partitions),
+                "Revoke answered with nothing to commit."
+            );
+            return;
+        }
+        let count = positions.len();
+        match commit_sync(consumer, &self.group_id, positions) {
+            Ok(()) => info!(
+                group_id = %self.group_id,
+                partitions = %joined(partitions),
+                positions = count,
+                "Committed before giving up revoked partitions."
+            ),
+            Err(error) => warn!(
+                group_id = %self.group_id,
+                partitions = %joined(partitions),
+                %error,
+                "Commit inside the revoke failed; the next owner reprocesses from the last commit."
+            ),
+        }
+    }
+
+    fn on_lost(&self, partitions: Vec<TopicPartition>) {
+        warn!(
+            group_id = %self.group_id,
+            partitions = %joined(&partitions),
+            "Partitions lost without a revoke; their uncommitted work will be reprocessed by the \
+             next owner."
+        );
+        self.flush_pending();
+        self.deliver(Ok(SourceEvent::Lost(partitions)));
+    }
+}
+
+impl ClientContext for ConsumerCtx {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(group_id = %self.group_id, %error, reason, "librdkafka reported an error; it retries by itself.");
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(_) => {}
+            Rebalance::Revoke(list) => {
+                let partitions = partitions_in(list);
+                if partitions.is_empty() {
+                    return;
+                }
+                if consumer.assignment_lost() {
+                    self.on_lost(partitions);
+                } else {
+                    self.on_revoke(consumer, partitions);
+                }
+            }
+            Rebalance::Error(error) => {
+                // librdkafka unassigns everything after a rebalance error.
+                let partitions = consumer
+                    .assignment()
+                    .map(|list| partitions_in(&list))
+                    .unwrap_or_default();
+                warn!(group_id = %self.group_id, %error, "Rebalance failed.");
+                if !partitions.is_empty() {
+                    self.on_lost(partitions);
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let partitions = partitions_in(list);
+            if !partitions.is_empty() {
+                info!(
+                    group_id = %self.group_id,
+                    partitions = %joined(&partitions),
+                    "Partitions assigned."
+                );
+                self.flush_pending();
+                self.deliver(Ok(SourceEvent::Assigned(partitions)));
+            }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(error) = result {
+            debug!(group_id = %self.group_id, %error, "Offset commit failed.");
+        }
+    }
+}
+
+fn partitions_in(list: &TopicPartitionList) -> Vec<TopicPartition> {
+    list.elements()
+        .iter()
+        .map(|element| TopicPartition::new(element.topic(), element.partition()))
+        .collect()
+}
+
+fn joined(partitions: &[TopicPartition]) -> String {
+    let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+    names.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_shared_between_records() {
+        let mut names = TopicNames::default();
+        let first = names.intern("in");
+        let again = names.intern("in");
+        let other = names.intern("other");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(&*other, "other");
+    }
+
+    #[test]
+    fn positions_become_an_offset_list() {
+        let positions = vec![CommitPosition {
+            partition: TopicPartition::new("in", 2),
+            offset: 10,
+        }];
+        let list = position_list(&positions).expect("valid list");
+        let element = list.find_partition("in", 2).expect("partition present");
+        assert_eq!(element.offset(), Offset::Offset(10));
+    }
+}

@@ -1,0 +1,335 @@
+//! The one error type of this crate and the retriable classification of Kafka error codes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::types::CommitPosition;
+
+/// librdkafka's error code (native codes are negative, broker codes follow the Kafka protocol).
+pub type KafkaErrorCode = RDKafkaErrorCode;
+
+/// Everything that can go wrong in the Kafka adapters (and in their fakes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// librdkafka refused the configuration or could not start the client.
+    #[error(
+        "could not create the Kafka {client} for bootstrap servers `{bootstrap_servers}`: {source}; \
+         check `bootstrap_servers` and the librdkafka properties passed in `KafkaConfig::properties`"
+    )]
+    ClientCreation {
+        /// `consumer`, `producer`, `admin client`, ….
+        client: &'static str,
+        /// The configured bootstrap servers.
+        bootstrap_servers: String,
+        /// librdkafka's reason.
+        #[source]
+        source: Box<KafkaError>,
+    },
+
+    /// Subscribing the consumer group to its topics failed.
+    #[error("could not subscribe consumer group `{group_id}` to topics {topics:?}: {source}")]
+    Subscribe {
+        /// The consumer group.
+        group_id: String,
+        /// The topics of the subscription.
+        topics: Vec<String>,
+        /// librdkafka's reason.
+        #[source]
+        source: Box<KafkaError>,
+    },
+
+    /// The consumer hit a fatal error and stopped; create a new one.
+    #[error(
+        "the Kafka consumer of group `{group_id}` failed fatally ({code}); it has stopped, \
+         restart the processor to create a new one"
+    )]
+    ConsumerFatal {
+        /// The consumer group.
+        group_id: String,
+        /// librdkafka's error code.
+        code: KafkaErrorCode,
+    },
+
+    /// The consumer has closed: its source was dropped or closed, or it failed fatally.
+    #[error(
+        "the Kafka consumer of group `{group_id}` is closed; commits must happen before the \
+         source is closed (or through the reply of the final `Revoked`)"
+    )]
+    ConsumerClosed {
+        /// The consumer group.
+        group_id: String,
+    },
+
+    /// Committing offsets was refused or failed.
+    #[error(
+        "committing {count} offsets for group `{group_id}` failed ({code}); first: {first}",
+        count = positions.len(),
+        first = positions.first().map_or_else(|| "none".to_owned(), ToString::to_string)
+    )]
+    Commit {
+        /// The consumer group.
+        group_id: String,
+        /// The positions that were to be committed.
+        positions: Vec<CommitPosition>,
+        /// librdkafka's or the broker's error code.
+        code: KafkaErrorCode,
+    },
+
+    /// librdkafka refused to enqueue a record.
+    #[error("could not enqueue a record for topic `{topic}` ({code})")]
+    Enqueue {
+        /// The record's topic.
+        topic: Arc<str>,
+        /// librdkafka's error code; `QueueFull` means wait for delivery reports and send again.
+        code: KafkaErrorCode,
+    },
+
+    /// A record was not delivered.
+    #[error(
+        "delivery to topic `{topic}`{partition} failed ({code})",
+        partition = partition.map(|p| format!(" partition {p}")).unwrap_or_default()
+    )]
+    Delivery {
+        /// The record's topic.
+        topic: Arc<str>,
+        /// The partition, when librdkafka had chosen one.
+        partition: Option<i32>,
+        /// librdkafka's or the broker's error code.
+        code: KafkaErrorCode,
+    },
+
+    /// `flush` gave up before every record had its delivery report.
+    #[error(
+        "flushing the producer timed out after {timeout:?} with {pending} records still waiting \
+         for a delivery report"
+    )]
+    FlushTimeout {
+        /// The timeout given to `flush`.
+        timeout: Duration,
+        /// Records still without a delivery report.
+        pending: usize,
+    },
+
+    /// The broker refused to create a topic.
+    #[error(
+        "could not create topic `{topic}` with {partitions} partitions and replication factor \
+         {replication} ({code})"
+    )]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The requested partition count.
+        partitions: i32,
+        /// The requested replication factor.
+        replication: i32,
+        /// The broker's error code.
+        code: KafkaErrorCode,
+    },
+
+    /// A request to the cluster (metadata, offsets, watermarks, admin) failed.
+    #[error(
+        "{operation} failed{topic}: {source}",
+        topic = topic.as_deref().map(|t| format!(" for topic `{t}`")).unwrap_or_default()
+    )]
+    Request {
+        /// What was asked, e.g. `fetching metadata`.
+        operation: &'static str,
+        /// The topic concerned, if any.
+        topic: Option<String>,
+        /// librdkafka's reason.
+        #[source]
+        source: Box<KafkaError>,
+    },
+
+    /// The cluster answered about a topic with an error code.
+    #[error("{operation} for topic `{topic}` failed ({code})")]
+    TopicRequest {
+        /// What was asked, e.g. `fetching metadata`.
+        operation: &'static str,
+        /// The topic.
+        topic: String,
+        /// The broker's error code.
+        code: KafkaErrorCode,
+    },
+
+    /// A topic a tool reads from does not exist.
+    #[error(
+        "topic `{topic}` does not exist; create it first (e.g. with `TopicAdmin::create_topics`)"
+    )]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
+
+    /// Reading a topic stopped at the timeout before the wanted records arrived.
+    #[error(
+        "reading topic `{topic}` got {got} records in {timeout:?}, {wanted}; is the producer \
+         running and the topic name right?"
+    )]
+    ReadIncomplete {
+        /// The topic.
+        topic: String,
+        /// What the reader waited for.
+        wanted: String,
+        /// Records read before the timeout.
+        got: usize,
+        /// The timeout.
+        timeout: Duration,
+    },
+
+    /// A blocking helper task panicked or was cancelled.
+    #[error("the blocking task for {operation} did not complete: {reason}")]
+    Task {
+        /// What the task was doing.
+        operation: &'static str,
+        /// Why it did not complete.
+        reason: String,
+    },
+
+    /// A failure injected by one of the [`fake`](crate::fake) adapters.
+    #[error("injected failure: {what}")]
+    Injected {
+        /// What the test said failed.
+        what: String,
+        /// Whether the fake reports it as retriable.
+        retriable: bool,
+    },
+}
+
+impl AdapterError {
+    /// Whether trying the same operation again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Commit { code, .. }
+            | Self::Enqueue { code, .. }
+            | Self::Delivery { code, .. }
+            | Self::TopicRequest { code, .. } => is_retriable_code(*code),
+            Self::Request { source, .. } => {
+                source.rdkafka_error_code().is_some_and(is_retriable_code)
+            }
+            Self::FlushTimeout { .. } | Self::ReadIncomplete { .. } => true,
+            Self::Injected { retriable, .. } => *retriable,
+            Self::ClientCreation { .. }
+            | Self::Subscribe { .. }
+            | Self::ConsumerFatal { .. }
+            | Self::ConsumerClosed { .. }
+            | Self::CreateTopic { .. }
+            | Self::UnknownTopic { .. }
+            | Self::Task { .. } => false,
+        }
+    }
+
+    /// The Kafka error code behind this error, if there is one.
+    pub fn code(&self) -> Option<KafkaErrorCode> {
+        match self {
+            Self::Commit { code, .. }
+            | Self::Enqueue { code, .. }
+            | Self::Delivery { code, .. }
+            | Self::TopicRequest { code, .. }
+            | Self::ConsumerFatal { code, .. }
+            | Self::CreateTopic { code, .. } => Some(*code),
+            Self::ClientCreation { source, .. }
+            | Self::Subscribe { source, .. }
+            | Self::Request { source, .. } => source.rdkafka_error_code(),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an operation that failed with `code` may succeed when tried again.
+///
+/// Transient conditions (timeouts, leadership moves, brokers down, full queues, purges at
+/// shutdown) are retriable. A topic or partition librdkafka knows not to exist, an oversized
+/// or invalid record, authorization and configuration errors are not: retrying them only delays
+/// the dead-letter decision.
+pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::BrokerTransportFailure
+            | C::Resolve
+            | C::MessageTimedOut
+            | C::AllBrokersDown
+            | C::OperationTimedOut
+            | C::QueueFull
+            | C::ISRInsufficient
+            | C::WaitingForCoordinator
+            | C::InProgress
+            | C::PreviousInProgress
+            | C::TimedOutQueue
+            | C::Retry
+            | C::PurgeQueue
+            | C::PurgeInflight
+            | C::UnknownTopicOrPartition
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::RequestTimedOut
+            | C::BrokerNotAvailable
+            | C::ReplicaNotAvailable
+            | C::NetworkException
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+            | C::NotCoordinator
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::RebalanceInProgress
+            | C::KafkaStorageError
+            | C::FencedLeaderEpoch
+            | C::UnknownLeaderEpoch
+            | C::OffsetNotAvailable
+            | C::PreferredLeaderNotAvailable
+            | C::UnstableOffsetCommit
+            | C::ThrottlingQuotaExceeded
+    )
+}
+
+/// The error code inside a librdkafka error, `Fail` when it carries none.
+pub(crate) fn code_of(error: &KafkaError) -> KafkaErrorCode {
+    error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_broker_conditions_are_retriable() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::QueueFull,
+            RDKafkaErrorCode::AllBrokersDown,
+        ] {
+            assert!(is_retriable_code(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn records_and_topics_that_cannot_succeed_are_not_retriable() {
+        for code in [
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownPartition,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
+            assert!(!is_retriable_code(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_error_message_names_topic_partition_and_code() {
+        let error = AdapterError::Delivery {
+            topic: Arc::from("out"),
+            partition: Some(2),
+            code: RDKafkaErrorCode::MessageTimedOut,
+        };
+        let text = error.to_string();
+        assert!(text.contains("`out` partition 2"), "{text}");
+        assert!(error.is_retriable());
+        assert_eq!(error.code(), Some(RDKafkaErrorCode::MessageTimedOut));
+    }
+}

@@ -1,0 +1,363 @@
+//! A [`RecordSink`] whose deliveries the test controls.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::lock;
+use crate::error::{AdapterError, KafkaErrorCode};
+use crate::traits::RecordSink;
+use crate::types::SendRejected;
+use crate::types::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag, OutboundRecord};
+
+/// When the records a [`FakeSink`] accepts get their delivery report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Completion {
+    /// Reported as delivered inside `send` (unless a failure rule applies).
+    #[default]
+    AckImmediately,
+    /// Held until [`FakeSink::ack`], [`FakeSink::fail`] or [`FakeSink::ack_all`].
+    Hold,
+}
+
+/// A record a [`FakeSink`] accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentRecord {
+    /// The tag it was sent with.
+    pub tag: DeliveryTag,
+    /// The record.
+    pub record: OutboundRecord,
+}
+
+type FailureRule = Box<dyn Fn(&OutboundRecord) -> bool + Send + Sync>;
+
+/// A [`RecordSink`] that reports deliveries on the channel given to [`FakeSink::new`], as the
+/// real producer does. Delivered records land on partition 0 at consecutive offsets per topic.
+#[derive(Clone)]
+pub struct FakeSink {
+    state: Arc<Mutex<SinkState>>,
+    reports: UnboundedSender<DeliveryReport>,
+    changed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    completion: Completion,
+    sent: Vec<SentRecord>,
+    held: Vec<SentRecord>,
+    next_offsets: HashMap<Arc<str>, i64>,
+    queue_full_next: usize,
+    fail_next: VecDeque<bool>,
+    rules: Vec<(FailureRule, bool)>,
+}
+
+impl std::fmt::Debug for FakeSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = lock(&self.state);
+        f.debug_struct("FakeSink")
+            .field("completion", &state.completion)
+            .field("sent", &state.sent.len())
+            .field("held", &state.held.len())
+            .field("failure_rules", &state.rules.len())
+            .finish()
+    }
+}
+
+impl FakeSink {
+    /// A sink that acknowledges every record at once.
+    pub fn new(reports: UnboundedSender<DeliveryReport>) -> Self {
+        Self {
+            state: Arc::default(),
+            reports,
+            changed: Arc::default(),
+        }
+    }
+
+    /// A sink that holds every record until the test completes it.
+    pub fn holding(reports: UnboundedSender<DeliveryReport>) -> Self {
+        let sink = Self::new(reports);
+        sink.set_completion(Completion::Hold);
+        sink
+    }
+
+    /// Changes when later records complete (records already held stay held).
+    pub fn set_completion(&self, completion: Completion) {
+        lock(&self.state).completion = completion;
+    }
+
+    /// Rejects the next `count` sends with `queue_full: true`, giving the record back.
+    pub fn reject_next_with_queue_full(&self, count: usize) {
+        lock(&self.state).queue_full_next += count;
+    }
+
+    /// Fails the delivery of the next `count` accepted records (at once, even when holding).
+    pub fn fail_next(&self, count: usize, retriable: bool) {
+        lock(&self.state)
+            .fail_next
+            .extend(std::iter::repeat_n(retriable, count));
+    }
+
+    /// Fails the delivery of every later record matching `rule`, until
+    /// [`clear_failure_rules`](Self::clear_failure_rules).
+    pub fn fail_records_where(
+        &self,
+        rule: impl Fn(&OutboundRecord) -> bool + Send + Sync + 'static,
+        retriable: bool,
+    ) {
+        lock(&self.state).rules.push((Box::new(rule), retriable));
+    }
+
+    /// Removes the rules added by [`fail_records_where`](Self::fail_records_where).
+    pub fn clear_failure_rules(&self) {
+        lock(&self.state).rules.clear();
+    }
+
+    /// Every accepted record, in send order (failed ones included).
+    pub fn sent(&self) -> Vec<SentRecord> {
+        lock(&self.state).sent.clone()
+    }
+
+    /// Tags of held records, in send order.
+    pub fn held_tags(&self) -> Vec<DeliveryTag> {
+        lock(&self.state).held.iter().map(|held| held.tag).collect()
+    }
+
+    /// Delivers the held record with `tag`; false when no such record is held.
+    pub fn ack(&self, tag: DeliveryTag) -> bool {
+        self.complete(tag, None)
+    }
+
+    /// Fails the held record with `tag`; false when no such record is held.
+    pub fn fail(&self, tag: DeliveryTag, retriable: bool) -> bool {
+        self.complete(tag, Some(retriable))
+    }
+
+    /// Delivers every held record in send order; returns how many.
+    pub fn ack_all(&self) -> usize {
+        let tags = self.held_tags();
+        tags.into_iter().filter(|tag| self.ack(*tag)).count()
+    }
+
+    fn complete(&self, tag: DeliveryTag, failure: Option<bool>) -> bool {
+        let report = {
+            let mut state = lock(&self.state);
+            let Some(index) = state.held.iter().position(|held| held.tag == tag) else {
+                return false;
+            };
+            let held = state.held.remove(index);
+            state.report(held, failure)
+        };
+        self.publish(report);
+        true
+    }
+
+    fn publish(&self, report: DeliveryReport) {
+        // A test that dropped its receiver does not care about reports.
+        let _ = self.reports.send(report);
+        self.changed.notify_waiters();
+    }
+}
+
+impl SinkState {
+    fn report(&mut self, sent: SentRecord, failure: Option<bool>) -> DeliveryReport {
+        let SentRecord { tag, record } = sent;
+        let result = match failure {
+            None => {
+                let next = self
+                    .next_offsets
+                    .entry(Arc::clone(&record.topic))
+                    .or_insert(0);
+                let offset = *next;
+                *next += 1;
+                Ok(Delivered {
+                    partition: 0,
+                    offset,
+                })
+            }
+            Some(retriable) => Err(DeliveryFailure {
+                error: AdapterError::Injected {
+                    what: format!("delivery of tag {tag} to topic `{}`", record.topic),
+                    retriable,
+                },
+                record,
+                retriable,
+            }),
+        };
+        DeliveryReport { tag, result }
+    }
+
+    fn failure_for(&mut self, record: &OutboundRecord) -> Option<bool> {
+        if let Some(retriable) = self.fail_next.pop_front() {
+            return Some(retriable);
+        }
+        self.rules
+            .iter()
+            .find(|(rule, _)| rule(record))
+            .map(|(_, retriable)| *retriable)
+    }
+}
+
+impl RecordSink for FakeSink {
+    fn send(&self, record: OutboundRecord, tag: DeliveryTag) -> Result<(), SendRejected> {
+        let report = {
+            let mut state = lock(&self.state);
+            if state.queue_full_next > 0 {
+                state.queue_full_next -= 1;
+                return Err(SendRejected {
+                    error: AdapterError::Enqueue {
+                        topic: Arc::clone(&record.topic),
+                        code: KafkaErrorCode::QueueFull,
+                    },
+                    record,
+                    tag,
+                    queue_full: true,
+                });
+            }
+            let sent = SentRecord { tag, record };
+            state.sent.push(sent.clone());
+            match (state.failure_for(&sent.record), state.completion) {
+                (Some(retriable), _) => state.report(sent, Some(retriable)),
+                (None, Completion::AckImmediately) => state.report(sent, None),
+                (None, Completion::Hold) => {
+                    state.held.push(sent);
+                    return Ok(());
+                }
+            }
+        };
+        self.publish(report);
+        Ok(())
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<(), AdapterError> {
+        let drained = async {
+            loop {
+                let changed = self.changed.notified();
+                if lock(&self.state).held.is_empty() {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, drained)
+            .await
+            .map_err(|_| AdapterError::FlushTimeout {
+                timeout,
+                pending: lock(&self.state).held.len(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn record(topic: &str, payload: &[u8]) -> OutboundRecord {
+        OutboundRecord {
+            topic: Arc::from(topic),
+            key: None,
+            payload: payload.to_vec(),
+            headers: vec![("h".to_owned(), b"v".to_vec())],
+        }
+    }
+
+    #[tokio::test]
+    async fn acknowledges_at_consecutive_offsets_per_topic() {
+        let (reports, mut received) = mpsc::unbounded_channel();
+        let sink = FakeSink::new(reports);
+        sink.send(record("a", b"1"), 10).expect("accepted");
+        sink.send(record("a", b"2"), 11).expect("accepted");
+        sink.send(record("b", b"3"), 12).expect("accepted");
+        let offsets: Vec<(usize, i64)> = (0..3)
+            .map(|_| {
+                let report = received.try_recv().expect("reported");
+                (report.tag, report.result.expect("delivered").offset)
+            })
+            .collect();
+        assert_eq!(offsets, vec![(10, 0), (11, 1), (12, 0)]);
+        assert_eq!(sink.sent().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn held_records_complete_in_the_order_the_test_chooses() {
+        let (reports, mut received) = mpsc::unbounded_channel();
+        let sink = FakeSink::holding(reports);
+        sink.send(record("a", b"1"), 1).expect("accepted");
+        sink.send(record("a", b"2"), 2).expect("accepted");
+        assert!(received.try_recv().is_err(), "nothing reported while held");
+        assert_eq!(sink.held_tags(), vec![1, 2]);
+
+        assert!(sink.fail(2, true));
+        assert!(sink.ack(1));
+        assert!(!sink.ack(1), "already completed");
+
+        let first = received.try_recv().expect("reported");
+        assert_eq!(first.tag, 2);
+        let failure = first.result.expect_err("failed");
+        assert!(failure.retriable);
+        assert_eq!(failure.record, record("a", b"2"), "the record comes back");
+        assert_eq!(received.try_recv().expect("reported").tag, 1);
+    }
+
+    #[tokio::test]
+    async fn queue_full_gives_the_record_back_without_accepting_it() {
+        let (reports, _received) = mpsc::unbounded_channel();
+        let sink = FakeSink::new(reports);
+        sink.reject_next_with_queue_full(1);
+        let rejected = sink.send(record("a", b"1"), 7).expect_err("rejected");
+        assert!(rejected.queue_full);
+        assert_eq!(rejected.tag, 7);
+        assert_eq!(rejected.record, record("a", b"1"));
+        assert!(rejected.error.is_retriable());
+        assert!(sink.sent().is_empty());
+        sink.send(record("a", b"1"), 7)
+            .expect("accepted the second time");
+    }
+
+    #[tokio::test]
+    async fn failure_rules_and_fail_next_pick_the_failing_records() {
+        let (reports, mut received) = mpsc::unbounded_channel();
+        let sink = FakeSink::new(reports);
+        sink.fail_next(1, false);
+        sink.fail_records_where(|record| &*record.topic == "poison", false);
+        sink.send(record("a", b"1"), 1).expect("accepted");
+        sink.send(record("a", b"2"), 2).expect("accepted");
+        sink.send(record("poison", b"3"), 3).expect("accepted");
+        let outcomes: Vec<(usize, bool)> = (0..3)
+            .map(|_| {
+                let report = received.try_recv().expect("reported");
+                (report.tag, report.result.is_ok())
+            })
+            .collect();
+        assert_eq!(outcomes, vec![(1, false), (2, true), (3, false)]);
+        sink.clear_failure_rules();
+        sink.send(record("poison", b"4"), 4).expect("accepted");
+        assert!(received.try_recv().expect("reported").result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_held_records_or_times_out() {
+        let (reports, _received) = mpsc::unbounded_channel();
+        let sink = FakeSink::holding(reports);
+        sink.send(record("a", b"1"), 1).expect("accepted");
+        let error = sink
+            .flush(Duration::from_millis(20))
+            .await
+            .expect_err("still held");
+        assert!(matches!(
+            error,
+            AdapterError::FlushTimeout { pending: 1, .. }
+        ));
+
+        let acker = sink.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            acker.ack_all();
+        });
+        sink.flush(Duration::from_secs(5)).await.expect("flushed");
+    }
+}

@@ -1,0 +1,188 @@
+//! Owned record and position types shared by the real adapters and the fakes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::AdapterError;
+
+/// A partition of a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A partition of `topic`.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// A consumed record, copied out of librdkafka's buffers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundRecord {
+    /// Topic it was read from.
+    pub topic: Arc<str>,
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Key bytes, `None` for a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes, `None` for a null value (a tombstone).
+    pub payload: Option<Vec<u8>>,
+    /// Create or log-append time in epoch milliseconds, when the broker gave one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl InboundRecord {
+    /// The partition this record came from.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition {
+            topic: Arc::clone(&self.topic),
+            partition: self.partition,
+        }
+    }
+
+    /// The position to commit once this record (and everything before it) is done: `offset + 1`.
+    pub fn position_after(&self) -> CommitPosition {
+        CommitPosition {
+            partition: self.topic_partition(),
+            offset: self.offset + 1,
+        }
+    }
+}
+
+/// A position to commit, with Kafka semantics: the offset of the next record to read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitPosition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The next offset to read (last processed offset + 1).
+    pub offset: i64,
+}
+
+impl fmt::Display for CommitPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.partition, self.offset)
+    }
+}
+
+/// A record to produce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundRecord {
+    /// Destination topic; librdkafka's partitioner picks the partition from the key.
+    pub topic: Arc<str>,
+    /// Key bytes, `None` for a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes.
+    pub payload: Vec<u8>,
+    /// Record headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Identifies an enqueued record in its delivery report. Opaque to the adapter.
+pub type DeliveryTag = usize;
+
+/// The outcome of one enqueued record.
+#[derive(Debug)]
+pub struct DeliveryReport {
+    /// The tag given to [`RecordSink::send`](crate::RecordSink::send).
+    pub tag: DeliveryTag,
+    /// Where it landed, or why it did not.
+    pub result: Result<Delivered, DeliveryFailure>,
+}
+
+/// Where a record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// Partition written to.
+    pub partition: i32,
+    /// Offset of the record in that partition.
+    pub offset: i64,
+}
+
+/// A record that was not delivered, given back so it can be retried or dead-lettered.
+#[derive(Debug)]
+pub struct DeliveryFailure {
+    /// The record, rebuilt from the failed message.
+    pub record: OutboundRecord,
+    /// Why it failed.
+    pub error: AdapterError,
+    /// Whether sending it again may succeed.
+    pub retriable: bool,
+}
+
+/// A record the sink refused to enqueue, given back with its tag.
+#[derive(Debug)]
+pub struct SendRejected {
+    /// The record, unchanged.
+    pub record: OutboundRecord,
+    /// The tag it was sent with.
+    pub tag: DeliveryTag,
+    /// Why it was refused.
+    pub error: AdapterError,
+    /// The local queue is full: wait for delivery reports, then send it again.
+    pub queue_full: bool,
+}
+
+/// A topic to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_after_a_record_is_the_next_offset() {
+        let record = InboundRecord {
+            topic: Arc::from("in"),
+            partition: 3,
+            offset: 41,
+            key: None,
+            payload: None,
+            timestamp_ms: None,
+        };
+        let position = record.position_after();
+        assert_eq!(position.offset, 42);
+        assert_eq!(position.to_string(), "in[3]@42");
+    }
+
+    #[test]
+    fn topic_partitions_order_by_topic_then_partition() {
+        let mut partitions = vec![
+            TopicPartition::new("b", 0),
+            TopicPartition::new("a", 2),
+            TopicPartition::new("a", 1),
+        ];
+        partitions.sort();
+        assert_eq!(
+            partitions,
+            vec![
+                TopicPartition::new("a", 1),
+                TopicPartition::new("a", 2),
+                TopicPartition::new("b", 0)
+            ]
+        );
+    }
+}
