@@ -31,9 +31,9 @@ impl Fnv64 {
     }
 }
 
-/// Hash of `name` as it compares in the routing table: trimmed, ASCII-case folded.
+/// Hash of a destination name or service type as it compares: trimmed, ASCII-case folded.
 /// Computed without allocating, so lookups on the hot path need no upper-cased copy.
-pub(crate) fn folded_name_hash(name: &str) -> u64 {
+pub(crate) fn folded_hash(name: &str) -> u64 {
     let mut hash = Fnv64::new();
     for byte in name.trim().bytes() {
         hash.byte(byte.to_ascii_uppercase());
@@ -47,11 +47,8 @@ mod tests {
 
     #[test]
     fn folded_hash_ignores_ascii_case_and_surrounding_whitespace() {
-        assert_eq!(
-            folded_name_hash(" marketing\t"),
-            folded_name_hash("MARKETING")
-        );
-        assert_ne!(folded_name_hash("MARKETING"), folded_name_hash("FINANCE"));
+        assert_eq!(folded_hash(" marketing\t"), folded_hash("MARKETING"));
+        assert_ne!(folded_hash("MARKETING"), folded_hash("FINANCE"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Tenant policy: which origin services may send to which destinations.
 
 use crate::RouterConfigError;
+use crate::hash::folded_hash;
 use crate::name::{DestinationName, WILDCARD, normalize};
 use crate::table::RoutingTable;
 use serde::{Deserialize, Serialize};
@@ -119,32 +120,113 @@ impl AllowRule {
     }
 }
 
-/// A policy compiled against a table: for each destination, the grants that reach it.
+/// A policy compiled against a table: for each destination, who may send to it.
 #[derive(Debug, Clone)]
 pub(crate) enum Access {
     Everyone,
-    Granted(Vec<Vec<Grant>>),
+    /// Indexed like the table's destinations.
+    Granted(Vec<DestinationAccess>),
 }
 
+/// A rule's grant, normalised: who it admits, without the destinations it applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Grant {
     /// Normalised service type; `None` for any type.
     pub(crate) origin_service_type: Option<Box<str>>,
-    /// Exact ids; `None` for any id.
+    /// Exact ids, sorted, without repeats; `None` for any id.
     pub(crate) origin_service_ids: Option<Box<[Box<str>]>>,
 }
 
-impl Grant {
-    fn admits(&self, origin_service_type: &str, origin_service_id: &str) -> bool {
-        let type_matches = self
-            .origin_service_type
-            .as_deref()
-            .is_none_or(|granted| granted.eq_ignore_ascii_case(origin_service_type.trim()));
-        type_matches
-            && self
-                .origin_service_ids
-                .as_deref()
-                .is_none_or(|ids| ids.iter().any(|id| **id == *origin_service_id))
+/// Who may send to one destination: the union of the grants of every rule naming it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DestinationAccess {
+    /// Ids admitted whatever their service type (rules with `origin_service_type = "*"`).
+    any_type: Ids,
+    /// One entry per service type, sorted by hash: the hot path hashes the event's service type
+    /// once and binary-searches, rather than comparing it with every rule.
+    by_type: Vec<TypeAccess>,
+}
+
+#[derive(Debug, Clone)]
+struct TypeAccess {
+    hash: u64,
+    /// Normalised.
+    service_type: Box<str>,
+    ids: Ids,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Ids {
+    #[default]
+    Nobody,
+    Any,
+    /// Sorted, without repeats.
+    Only(Vec<Box<str>>),
+}
+
+impl Ids {
+    fn admits(&self, id: &str) -> bool {
+        match self {
+            Self::Nobody => false,
+            Self::Any => true,
+            Self::Only(ids) => ids.binary_search_by(|granted| (**granted).cmp(id)).is_ok(),
+        }
+    }
+
+    /// Adds the ids of one more grant (`None` = any id).
+    fn widen(&mut self, granted: Option<&[Box<str>]>) {
+        match (granted, &mut *self) {
+            (_, Self::Any) => {}
+            (None, _) => *self = Self::Any,
+            (Some(granted), Self::Nobody) => *self = Self::Only(granted.to_vec()),
+            (Some(granted), Self::Only(ids)) => {
+                ids.extend_from_slice(granted);
+                ids.sort_unstable();
+                ids.dedup();
+            }
+        }
+    }
+}
+
+impl DestinationAccess {
+    fn grant(&mut self, grant: &Grant) {
+        let ids = grant.origin_service_ids.as_deref();
+        let Some(service_type) = &grant.origin_service_type else {
+            self.any_type.widen(ids);
+            return;
+        };
+        let hash = folded_hash(service_type);
+        let first = self.by_type.partition_point(|entry| entry.hash < hash);
+        let existing = self.by_type[first..]
+            .iter_mut()
+            .take_while(|entry| entry.hash == hash)
+            .find(|entry| entry.service_type == *service_type);
+        match existing {
+            Some(entry) => entry.ids.widen(ids),
+            None => {
+                let mut entry = TypeAccess {
+                    hash,
+                    service_type: service_type.clone(),
+                    ids: Ids::Nobody,
+                };
+                entry.ids.widen(ids);
+                self.by_type.insert(first, entry);
+            }
+        }
+    }
+
+    fn permits(&self, origin_service_type: &str, origin_service_id: &str) -> bool {
+        if self.any_type.admits(origin_service_id) {
+            return true;
+        }
+        let needle = origin_service_type.trim();
+        let hash = folded_hash(needle);
+        let first = self.by_type.partition_point(|entry| entry.hash < hash);
+        self.by_type[first..]
+            .iter()
+            .take_while(|entry| entry.hash == hash)
+            .find(|entry| entry.service_type.eq_ignore_ascii_case(needle))
+            .is_some_and(|entry| entry.ids.admits(origin_service_id))
     }
 }
 
@@ -175,7 +257,7 @@ impl Access {
             }
             Policy::DenyByDefault { rules } => rules,
         };
-        let mut grants = vec![Vec::new(); table.len()];
+        let mut access = vec![DestinationAccess::default(); table.len()];
         for (rule_index, rule) in (1..).zip(rules) {
             let checked = check_rule(rule, rule_index)?;
             let positions = match &checked.destinations {
@@ -183,12 +265,13 @@ impl Access {
                 RuleDestinations::Named(names) => positions_in(table, names, rule, rule_index)?,
             };
             for position in positions {
-                grants[position].push(checked.grant.clone());
+                access[position].grant(&checked.grant);
             }
         }
-        Ok(Self::Granted(grants))
+        Ok(Self::Granted(access))
     }
 
+    /// Whether the origin may send to the destination at `destination` in the table.
     pub(crate) fn permits(
         &self,
         destination: usize,
@@ -197,11 +280,9 @@ impl Access {
     ) -> bool {
         match self {
             Self::Everyone => true,
-            Self::Granted(grants) => grants.get(destination).is_some_and(|grants| {
-                grants
-                    .iter()
-                    .any(|grant| grant.admits(origin_service_type, origin_service_id))
-            }),
+            Self::Granted(access) => access
+                .get(destination)
+                .is_some_and(|access| access.permits(origin_service_type, origin_service_id)),
         }
     }
 }
@@ -386,6 +467,36 @@ mod tests {
         let finance = table().position("FINANCE").unwrap();
         assert!(access.permits(marketing, "ANYTHING", "id"));
         assert!(!access.permits(finance, "ANYTHING", "id"));
+    }
+
+    #[test]
+    fn grants_of_several_rules_for_one_destination_add_up() {
+        let policy = Policy::deny_by_default(vec![
+            AllowRule::new("FINANCE", ["MARKETING"]).only_ids(["a"]),
+            AllowRule::new("finance", ["*"]).only_ids(["b"]),
+            AllowRule::new("OPS", ["MARKETING"]).only_ids(["c"]),
+            AllowRule::new("OPS", ["MARKETING"]),
+            AllowRule::new("*", ["MARKETING"]).only_ids(["z"]),
+        ]);
+        let access = Access::compile(&policy, &table()).unwrap();
+        let marketing = table().position("MARKETING").unwrap();
+        let finance = table().position("FINANCE").unwrap();
+        for (origin_type, id) in [
+            ("FINANCE", "a"),
+            ("FINANCE", "b"),
+            ("OPS", "anything"),
+            ("HR", "z"),
+        ] {
+            assert!(
+                access.permits(marketing, origin_type, id),
+                "{origin_type}/{id}"
+            );
+        }
+        assert!(!access.permits(marketing, "FINANCE", "c"));
+        assert!(!access.permits(marketing, "HR", "a"));
+        assert!(access.permits(finance, "FINANCE", "b"));
+        assert!(!access.permits(finance, "FINANCE", "a"));
+        assert!(!access.permits(finance, "OPS", "c"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The routing table: destination name → output topics, with case-insensitive lookup.
 
 use crate::RouterConfigError;
-use crate::hash::folded_name_hash;
+use crate::hash::folded_hash;
 use crate::name::DestinationName;
 use crate::ordered::Entries;
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ impl OutputTarget {
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
     destinations: Vec<Destination>,
-    /// `(folded_name_hash(name), position in destinations)`, sorted: lookups hash the producer's
+    /// `(folded_hash(name), position in destinations)`, sorted: lookups hash the producer's
     /// name without allocating, binary-search, then confirm with a case-insensitive compare.
     index: Vec<(u64, usize)>,
 }
@@ -95,7 +95,7 @@ impl RoutingTable {
         let mut index: Vec<(u64, usize)> = destinations
             .iter()
             .enumerate()
-            .map(|(position, destination)| (folded_name_hash(destination.name.as_str()), position))
+            .map(|(position, destination)| (folded_hash(destination.name.as_str()), position))
             .collect();
         index.sort_unstable();
         Ok(Self {
@@ -172,7 +172,7 @@ impl RoutingTable {
     /// Position of the destination `raw` names. The hot path of every routing decision.
     pub(crate) fn position(&self, raw: &str) -> Option<usize> {
         let needle = raw.trim();
-        let hash = folded_name_hash(needle);
+        let hash = folded_hash(needle);
         let first = self.index.partition_point(|&(key, _)| key < hash);
         self.index[first..]
             .iter()
@@ -331,7 +331,7 @@ mod tests {
         let table = table(&["A"]);
         // Forge an index entry whose hash matches "B" but points at "A".
         let forged = RoutingTable {
-            index: vec![(folded_name_hash("B"), 0)],
+            index: vec![(folded_hash("B"), 0)],
             ..table
         };
         assert_eq!(forged.position("B"), None);

@@ -415,3 +415,31 @@ fn mapping_writes_the_canonical_destination_name() {
     assert_eq!(map_to_output(&input, "p", 0).destination_type, "MARKETING");
     assert_eq!(map_into_output(input, "p", 0).destination_type, "MARKETING");
 }
+
+#[test]
+fn readme_routing_file_example_loads_and_routes_as_described() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```toml\n").expect("README has a TOML example") + "```toml\n".len();
+    let length = readme[start..].find("```").expect("TOML example is closed");
+    let router = Router::from_toml_str(&readme[start..start + length]).unwrap();
+
+    let fan_out = router.decide(&event("FINANCE", "svc-1", "LOGISTICS"));
+    assert_eq!(
+        topics(&fan_out),
+        ["processor.to.logistics", "processor.to.logistics.audit"]
+    );
+    assert!(
+        !router
+            .decide(&event("FINANCE", "svc-3", "MARKETING"))
+            .is_route()
+    );
+    assert!(
+        router
+            .decide(&event("MARKETING", "any", "FINANCE"))
+            .is_route()
+    );
+    assert_eq!(
+        router.outputs("MARKETING").unwrap(),
+        [OutputTarget::with_default_subject("processor.to.marketing")]
+    );
+}
