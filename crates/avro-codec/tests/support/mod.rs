@@ -108,6 +108,7 @@ pub struct ScriptedRegistry {
     subjects: HashMap<SchemaId, Vec<String>>,
     delay: Duration,
     pub by_id_calls: AtomicUsize,
+    pub register_calls: AtomicUsize,
 }
 
 impl ScriptedRegistry {
@@ -148,8 +149,13 @@ fn unsupported(what: &str) -> RegistryError {
 }
 
 impl SchemaRegistry for ScriptedRegistry {
+    /// Answers id 2 for every registration, after the delay.
     async fn register(&self, _subject: &str, _schema: &str) -> Result<SchemaId, RegistryError> {
-        Err(unsupported("register"))
+        self.register_calls.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        Ok(SchemaId(2))
     }
 
     async fn lookup(
