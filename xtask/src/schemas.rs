@@ -73,7 +73,7 @@ fn register(agent: &ureq::Agent, registry_url: &str, subject: &str, schema: &str
         .with_context(|| format!("registry answer for {subject} has no id: {text}"))
 }
 
-/// `(file name, schema text)` of every `.avsc` in `schemas/`, sorted by name.
+/// `(file name, schema text)` of every `.avsc` in `schemas/`.
 fn schema_files() -> Result<Vec<(String, String)>> {
     let dir = workspace_root().join("schemas");
     let mut files = Vec::new();
@@ -91,6 +91,8 @@ fn schema_files() -> Result<Vec<(String, String)>> {
             files.push((name, text));
         }
     }
-    files.sort();
+    // The input schema first, so a fresh registry gives it id 1 and the output id 2, as in the
+    // prototype's golden vectors.
+    files.sort_by_key(|(name, _)| (name == OUTPUT_SCHEMA_FILE, name.clone()));
     Ok(files)
 }

@@ -1,1 +1,260 @@
-fn main() {}
+//! `event-processor`: reads settings, builds the real adapters and runs the pipeline.
+//!
+//! This binary only wires parts together (composition root); the behaviour lives in the crates.
+
+mod settings;
+
+use anyhow::{Context, Result, bail};
+use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
+use clap::Parser;
+use kafka_adapters::{ConsumerSettings, KafkaConfig, TopicAdmin, TopicSpec};
+use offset_tracker::CommitPolicy;
+use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock};
+use router_core::Router;
+use settings::{Cli, Settings, translate_prototype_args};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+const OUTPUT_SCHEMA: &str = include_str!("../../../schemas/processor.to.consumer.avsc");
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(translate_prototype_args(std::env::args().collect()));
+    let settings = match Settings::load(&cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &settings::LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(log.level.to_lowercase()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(settings: Settings) -> Result<()> {
+    let router = load_router(&settings)?;
+    let kafka = KafkaConfig {
+        bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+        properties: settings.kafka.properties.clone(),
+    };
+    let admin = kafka_adapters::kafka_admin(&kafka).context("cannot create the Kafka admin client")?;
+    ensure_topics(&admin, &router, &settings).await?;
+
+    let registry = CachedRegistry::new(
+        HttpSchemaRegistry::new(registry_config(&settings)?)
+            .context("cannot create the schema registry client")?,
+    );
+    let snapshot =
+        RoutingSnapshot::resolve(router, &registry, OUTPUT_SCHEMA, settings.registry.auto_register)
+            .await
+            .context("cannot prepare the output schema")?;
+    let (_routing_updates, routing) = watch::channel(Arc::new(snapshot));
+
+    let (report_sender, reports) = mpsc::unbounded_channel();
+    let sink = kafka_adapters::kafka_producer(&kafka, report_sender)
+        .context("cannot create the Kafka producer")?;
+    let drain_timeout = Duration::from_millis(settings.pipeline.drain_timeout_ms);
+    let (source, committer) = kafka_adapters::kafka_consumer(
+        &kafka,
+        ConsumerSettings {
+            group_id: settings.kafka.group_id.clone(),
+            topics: vec![settings.kafka.input_topic.clone()],
+            revoke_timeout: drain_timeout + Duration::from_secs(5),
+            batch_max: 1024,
+            channel_capacity: 16,
+        },
+    )
+    .context("cannot create the Kafka consumer")?;
+
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(stop_on_signals(stop));
+    let stats = Arc::new(PipelineStats::default());
+    let parts = PipelineParts {
+        source,
+        sink,
+        reports,
+        committer,
+        registry,
+        routing,
+        clock: Arc::new(SystemClock),
+        stats: Arc::clone(&stats),
+    };
+    info!(
+        processor_id = %settings.processor_id,
+        input_topic = %settings.kafka.input_topic,
+        group_id = %settings.kafka.group_id,
+        "Event processor starting."
+    );
+    let summary = pipeline::run(pipeline_config(&settings), parts, shutdown).await?;
+    info!(
+        consumed = stats.consumed.load(std::sync::atomic::Ordering::Relaxed),
+        routed = stats.routed.load(std::sync::atomic::Ordering::Relaxed),
+        dead_lettered = stats.dead_lettered_total(),
+        abandoned_in_flight = summary.abandoned_in_flight,
+        final_commit_ok = summary.final_commit_ok,
+        "Event processor stopped."
+    );
+    if summary.abandoned_in_flight > 0 || !summary.final_commit_ok {
+        bail!(
+            "stopped with {} input records not delivered (they will be routed again on restart)",
+            summary.abandoned_in_flight
+        );
+    }
+    Ok(())
+}
+
+fn load_router(settings: &Settings) -> Result<Router> {
+    match (&settings.routing.file, &settings.routing.destination_configurations) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read routing file {}", path.display()))?;
+            Router::from_toml_str(&text)
+                .with_context(|| format!("invalid routing file {}", path.display()))
+        }
+        (None, Some(json)) => Router::from_prototype_json(json)
+            .context("invalid --destination-configurations JSON"),
+        (None, None) => bail!("no routing table configured"),
+    }
+}
+
+/// Every topic the processor writes to must exist before it reads anything: otherwise records
+/// would wait in the producer until they time out. Missing ones are created only when asked.
+async fn ensure_topics(
+    admin: &impl TopicAdmin,
+    router: &Router,
+    settings: &Settings,
+) -> Result<()> {
+    let mut topics: Vec<String> = router
+        .output_targets()
+        .map(|target| target.topic.clone())
+        .collect();
+    topics.push(settings.kafka.dead_letter_topic.clone());
+    topics.push(settings.kafka.input_topic.clone());
+    topics.sort();
+    topics.dedup();
+    let mut missing = Vec::new();
+    for topic in &topics {
+        let partitions = admin
+            .partitions_of(topic)
+            .await
+            .with_context(|| format!("cannot read metadata of topic {topic} from {}", settings.kafka.bootstrap_servers))?;
+        if partitions.is_none() {
+            missing.push(topic.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !settings.kafka.create_missing_topics {
+        bail!(
+            "topics missing on the broker: {}; create them, or start with --create-missing-topics",
+            missing.join(", ")
+        );
+    }
+    warn!(topics = %missing.join(","), "Creating missing topics.");
+    let specs: Vec<TopicSpec> = missing
+        .iter()
+        .map(|name| TopicSpec {
+            name: name.clone(),
+            partitions: settings.kafka.topic_partitions,
+            replication: 1,
+        })
+        .collect();
+    admin
+        .create_topics(&specs)
+        .await
+        .context("cannot create the missing topics")
+}
+
+fn registry_config(settings: &Settings) -> Result<RegistryClientConfig> {
+    let registry = &settings.registry;
+    let basic_auth = match (&registry.basic_auth_user, &registry.basic_auth_password) {
+        (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+        (None, None) => None,
+        _ => bail!("registry.basic_auth_user and registry.basic_auth_password go together"),
+    };
+    let mut config = RegistryClientConfig::new(registry.url.clone());
+    config.timeout = Duration::from_millis(registry.timeout_ms);
+    config.max_retries = registry.max_retries;
+    config.basic_auth = basic_auth;
+    Ok(config)
+}
+
+fn pipeline_config(settings: &Settings) -> PipelineConfig {
+    let pipeline = &settings.pipeline;
+    let mut config = PipelineConfig::new(
+        settings.processor_id.clone(),
+        settings.kafka.dead_letter_topic.as_str(),
+    );
+    config.max_in_flight = pipeline.max_in_flight;
+    config.max_record_bytes = pipeline.max_record_bytes;
+    config.commit_policy = CommitPolicy {
+        max_completions: pipeline.commit_every,
+        max_interval: Duration::from_millis(pipeline.commit_interval_ms),
+    };
+    config.retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(pipeline.retry_initial_backoff_ms),
+        max_backoff: Duration::from_millis(pipeline.retry_max_backoff_ms),
+        budget: pipeline.retry_budget,
+    };
+    config.drain_timeout = Duration::from_millis(pipeline.drain_timeout_ms);
+    config
+}
+
+/// First SIGTERM or SIGINT: drain and stop. A second one: exit at once.
+async fn stop_on_signals(stop: watch::Sender<bool>) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the processor.");
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop.send(true);
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    info!("Stop requested: draining in-flight records (send the signal again to exit at once).");
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("second stop signal: exiting without draining");
+    std::process::exit(130);
+}

@@ -1,1 +1,57 @@
-//! pipeline
+//! The event processor's pipeline: consume → decode → route → encode → produce → track → commit.
+//!
+//! Generic over the capability traits of `kafka-adapters` and `avro-codec`, so the same loop runs
+//! against rdkafka and a real registry in the binary, and against in-memory fakes in tests.
+//! See [`run`] for the delivery guarantee and its limits.
+
+#![warn(missing_docs)]
+
+mod config;
+mod dead_letter;
+mod in_flight;
+mod pipeline;
+mod routing;
+mod stats;
+
+pub use config::{PipelineConfig, RetryPolicy};
+pub use dead_letter::headers as dead_letter_headers;
+pub use pipeline::{PipelineParts, RunSummary, run};
+pub use routing::RoutingSnapshot;
+pub use stats::{DEAD_LETTER_CODES, PipelineStats};
+
+/// Wall-clock time, injected so tests control output timestamps.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as i64)
+            .unwrap_or_default()
+    }
+}
+
+/// Why the pipeline could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The output schema could not be found or registered for a subject.
+    #[error("cannot resolve the output schema for subject `{subject}`: {source}")]
+    OutputSchema {
+        /// The subject.
+        subject: String,
+        /// What the registry said.
+        #[source]
+        source: avro_codec::RegistryError,
+    },
+    /// The record source failed.
+    #[error("the input consumer failed: {0}")]
+    Source(#[source] kafka_adapters::AdapterError),
+}

@@ -1,0 +1,378 @@
+//! Layered configuration: built-in defaults < config file < `EVENT_PROCESSOR__*` environment < command line.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Command line of the processor. Every flag can also come from the config file or from the
+/// environment (`EVENT_PROCESSOR__<SECTION>__<KEY>`, e.g. `EVENT_PROCESSOR__KAFKA__BOOTSTRAP_SERVERS`).
+#[derive(Debug, Parser)]
+#[command(name = "event-processor", version, about = "Multi-tenant Kafka event router")]
+pub(crate) struct Cli {
+    /// TOML config file (see deploy/processor.toml).
+    #[arg(long, short = 'c', env = "EVENT_PROCESSOR_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Id of this processor instance, written into every output record.
+    #[arg(long)]
+    pub(crate) processor_id: Option<String>,
+    /// Kafka bootstrap servers, `host:port[,host:port]`.
+    #[arg(long)]
+    pub(crate) bootstrap_servers: Option<String>,
+    /// Schema registry base URL.
+    #[arg(long)]
+    pub(crate) schema_registry_url: Option<String>,
+    /// The input topic.
+    #[arg(long)]
+    pub(crate) input_topic: Option<String>,
+    /// Consumer group id.
+    #[arg(long)]
+    pub(crate) group_id: Option<String>,
+    /// Dead-letter topic.
+    #[arg(long)]
+    pub(crate) dead_letter_topic: Option<String>,
+    /// Routing file (TOML routing table and tenant policy).
+    #[arg(long)]
+    pub(crate) routing_file: Option<PathBuf>,
+    /// The prototype's routing JSON: `{"FINANCE": {"output_topic": …, "output_subject": …}}` (allow-all policy).
+    #[arg(long)]
+    pub(crate) destination_configurations: Option<String>,
+    /// Commit after this many completed input records (or after the commit interval).
+    #[arg(long)]
+    pub(crate) commit_every: Option<u64>,
+    /// Log level or filter (`info`, `debug`, `event_processor=debug,rdkafka=warn`); `RUST_LOG` wins.
+    #[arg(long)]
+    pub(crate) log_level: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub(crate) log_json: bool,
+    /// Extra librdkafka property for consumer and producer, `key=value`; repeatable.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub(crate) kafka_properties: Vec<String>,
+    /// Create missing output and dead-letter topics at start instead of refusing to start.
+    #[arg(long)]
+    pub(crate) create_missing_topics: bool,
+}
+
+/// The processor's settings after layering, validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub(crate) processor_id: String,
+    pub(crate) kafka: KafkaSettings,
+    pub(crate) registry: RegistrySettings,
+    pub(crate) routing: RoutingSettings,
+    pub(crate) pipeline: PipelineSettings,
+    pub(crate) log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaSettings {
+    pub(crate) bootstrap_servers: String,
+    pub(crate) input_topic: String,
+    pub(crate) group_id: String,
+    pub(crate) dead_letter_topic: String,
+    pub(crate) create_missing_topics: bool,
+    pub(crate) topic_partitions: i32,
+    /// librdkafka properties for every client (security, batching, compression, timeouts).
+    #[serde(default)]
+    pub(crate) properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistrySettings {
+    pub(crate) url: String,
+    pub(crate) timeout_ms: u64,
+    pub(crate) max_retries: u32,
+    pub(crate) auto_register: bool,
+    pub(crate) basic_auth_user: Option<String>,
+    pub(crate) basic_auth_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingSettings {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) destination_configurations: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PipelineSettings {
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_record_bytes: usize,
+    pub(crate) commit_every: u64,
+    pub(crate) commit_interval_ms: u64,
+    pub(crate) drain_timeout_ms: u64,
+    pub(crate) retry_initial_backoff_ms: u64,
+    pub(crate) retry_max_backoff_ms: u64,
+    pub(crate) retry_budget: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSettings {
+    pub(crate) level: String,
+    pub(crate) json: bool,
+}
+
+/// Defaults for everything but the routing table; documented in deploy/processor.toml.
+const DEFAULTS: &str = r#"
+processor_id = "event-processor-1"
+
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+input_topic = "producer.to.processor"
+group_id = "event_processor"
+dead_letter_topic = "producer.to.processor.dlq"
+create_missing_topics = false
+topic_partitions = 3
+
+[registry]
+url = "http://127.0.0.1:8081"
+timeout_ms = 5000
+max_retries = 3
+auto_register = true
+
+[routing]
+
+[pipeline]
+max_in_flight = 20000
+max_record_bytes = 1048576
+commit_every = 10000
+commit_interval_ms = 1000
+drain_timeout_ms = 20000
+retry_initial_backoff_ms = 100
+retry_max_backoff_ms = 5000
+retry_budget = 5
+
+[log]
+level = "info"
+json = false
+"#;
+
+impl Settings {
+    pub(crate) fn load(cli: &Cli) -> Result<Self> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = &cli.config {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            builder = builder.add_source(config::File::from(path.as_path()));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("EVENT_PROCESSOR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let overrides: [(&str, Option<config::Value>); 10] = [
+            ("processor_id", cli.processor_id.clone().map(Into::into)),
+            (
+                "kafka.bootstrap_servers",
+                cli.bootstrap_servers.clone().map(Into::into),
+            ),
+            ("kafka.input_topic", cli.input_topic.clone().map(Into::into)),
+            ("kafka.group_id", cli.group_id.clone().map(Into::into)),
+            (
+                "kafka.dead_letter_topic",
+                cli.dead_letter_topic.clone().map(Into::into),
+            ),
+            ("registry.url", cli.schema_registry_url.clone().map(Into::into)),
+            (
+                "routing.file",
+                cli.routing_file
+                    .as_ref()
+                    .map(|path| path.to_string_lossy().into_owned().into()),
+            ),
+            (
+                "routing.destination_configurations",
+                cli.destination_configurations.clone().map(Into::into),
+            ),
+            ("pipeline.commit_every", cli.commit_every.map(Into::into)),
+            ("log.level", cli.log_level.clone().map(Into::into)),
+        ];
+        for (key, value) in overrides {
+            if let Some(value) = value {
+                builder = builder.set_override(key, value)?;
+            }
+        }
+        if cli.log_json {
+            builder = builder.set_override("log.json", true)?;
+        }
+        if cli.create_missing_topics {
+            builder = builder.set_override("kafka.create_missing_topics", true)?;
+        }
+        let mut settings: Settings = builder
+            .build()
+            .context("cannot read the configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        for property in &cli.kafka_properties {
+            let Some((key, value)) = property.split_once('=') else {
+                bail!("--kafka-property `{property}` is not KEY=VALUE");
+            };
+            settings
+                .kafka
+                .properties
+                .insert(key.trim().to_owned(), value.trim().to_owned());
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.processor_id.trim().is_empty() {
+            bail!("processor_id must not be empty");
+        }
+        validate_bootstrap(&self.kafka.bootstrap_servers)?;
+        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://")) {
+            bail!(
+                "registry url `{}` must start with http:// or https://",
+                self.registry.url
+            );
+        }
+        match (&self.routing.file, &self.routing.destination_configurations) {
+            (None, None) => bail!(
+                "no routing table: set routing.file (--routing-file) or routing.destination_configurations (--destination-configurations)"
+            ),
+            (Some(_), Some(_)) => bail!(
+                "both routing.file and routing.destination_configurations are set; choose one"
+            ),
+            _ => {}
+        }
+        if self.pipeline.max_in_flight == 0 {
+            bail!("pipeline.max_in_flight must be at least 1");
+        }
+        if self.pipeline.commit_every == 0 {
+            bail!("pipeline.commit_every must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Every bootstrap entry must be `host:port` with a numeric port.
+fn validate_bootstrap(servers: &str) -> Result<()> {
+    for server in servers.split(',').map(str::trim) {
+        let Some((host, port)) = server.rsplit_once(':') else {
+            bail!("bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port");
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            bail!("bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port");
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the prototype's single-dash flags (`-processor_id X`) to ours (`--processor-id X`), so
+/// the prototype's command lines keep working.
+pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
+    const PROTOTYPE_FLAGS: [(&str, &str); 8] = [
+        ("-processor_id", "--processor-id"),
+        ("-bootstrap_server", "--bootstrap-servers"),
+        ("-schema_registry_url", "--schema-registry-url"),
+        ("-source_topic", "--input-topic"),
+        ("-group_id", "--group-id"),
+        ("-batch_size_to_commit_offsets", "--commit-every"),
+        ("-destination_configurations", "--destination-configurations"),
+        ("-log_level", "--log-level"),
+    ];
+    args.into_iter()
+        .map(|arg| {
+            PROTOTYPE_FLAGS
+                .iter()
+                .find(|(old, _)| *old == arg)
+                .map_or(arg, |(_, new)| (*new).to_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let args = std::iter::once("event-processor".to_owned())
+            .chain(args.iter().map(|arg| (*arg).to_owned()))
+            .collect();
+        Cli::parse_from(translate_prototype_args(args))
+    }
+
+    #[test]
+    fn prototype_command_line_is_accepted() {
+        let cli = cli(&[
+            "-log_level",
+            "DEBUG",
+            "-processor_id",
+            "event-processor-1",
+            "-bootstrap_server",
+            "localhost:9092",
+            "-schema_registry_url",
+            "http://localhost:8081",
+            "-source_topic",
+            "producer.to.processor",
+            "-batch_size_to_commit_offsets",
+            "5",
+            "-destination_configurations",
+            r#"{"FINANCE": {"output_topic": "processor.to.finance", "output_subject": "processor.to.consumer-value"}}"#,
+            "-group_id",
+            "event_processor",
+        ]);
+        let settings = Settings::load(&cli).expect("valid settings");
+        assert_eq!(settings.processor_id, "event-processor-1");
+        assert_eq!(settings.kafka.bootstrap_servers, "localhost:9092");
+        assert_eq!(settings.pipeline.commit_every, 5);
+        assert_eq!(settings.log.level, "DEBUG");
+        assert!(settings.routing.destination_configurations.is_some());
+    }
+
+    #[test]
+    fn missing_routing_table_is_a_clear_error() {
+        let error = Settings::load(&cli(&[])).expect_err("no routing");
+        assert!(error.to_string().contains("no routing table"), "{error}");
+    }
+
+    #[test]
+    fn bad_broker_address_is_a_clear_error() {
+        let error = Settings::load(&cli(&[
+            "--bootstrap-servers",
+            "localhost",
+            "--destination-configurations",
+            "{}",
+        ]))
+        .expect_err("bad address");
+        assert!(error.to_string().contains("bad broker address `localhost`"), "{error}");
+    }
+
+    #[test]
+    fn unknown_config_key_is_rejected() {
+        let dir = std::env::temp_dir().join(format!("ep-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("processor.toml");
+        std::fs::write(&file, "processor_idd = \"typo\"\n").expect("write");
+        let error = Settings::load(&cli(&["--config", file.to_str().expect("utf-8")]))
+            .expect_err("typo rejected");
+        assert!(format!("{error:#}").contains("processor_idd"), "{error:#}");
+    }
+
+    #[test]
+    fn kafka_property_flags_reach_the_clients() {
+        let settings = Settings::load(&cli(&[
+            "--destination-configurations",
+            "{}",
+            "--kafka-property",
+            "compression.type=zstd",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            settings.kafka.properties.get("compression.type").map(String::as_str),
+            Some("zstd")
+        );
+    }
+}

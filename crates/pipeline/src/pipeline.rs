@@ -1,0 +1,721 @@
+//! The router's main loop: consume → decode → route → encode → produce → track → commit.
+//!
+//! # Guarantee
+//! At-least-once: an input offset is committed only when every output it caused (routed copies and
+//! dead-letter copies alike) was acknowledged by the broker. The [`OffsetTracker`] makes that
+//! decision; this loop only feeds it. Every record read is tracked before any later record of its
+//! partition, so the tracker's watermark can never skip a record it did not see.
+//!
+//! # Limits
+//! - Duplicates are possible: after a crash, a failed drain, or a revoke that timed out, records
+//!   delivered but not yet committed are read and routed again.
+//! - A record whose output keeps failing is retried forever (and reported as stuck); its partition
+//!   stops committing behind it rather than skipping it.
+//! - The loop is one task; a schema id seen for the first time is fetched inline, and a registry
+//!   outage pauses reading (never dead-letters good events).
+
+use crate::config::PipelineConfig;
+use crate::dead_letter::dead_letter_record;
+use crate::in_flight::{InFlightOutputs, OutputSlot};
+use crate::routing::RoutingSnapshot;
+use crate::stats::PipelineStats;
+use crate::{Clock, PipelineError};
+use avro_codec::{CodecError, InputDecoder, SchemaRegistry};
+use kafka_adapters::{
+    CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
+    RecordSource, SendRejected, SourceEvent, TopicPartition,
+};
+use offset_tracker::{Commit, OffsetTracker};
+use router_core::{DeadLetterReason, Decision, map_into_output, map_to_output};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+/// How often the loop checks whether a time-based commit is due.
+const COMMIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Wait before re-sending a record the producer's local queue refused.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Everything the pipeline talks to, injected by the caller (the binary builds the real ones,
+/// tests build fakes).
+#[derive(Debug)]
+pub struct PipelineParts<S, K, C, R> {
+    /// Where input records and partition lifecycle events come from.
+    pub source: S,
+    /// Where output and dead-letter records go.
+    pub sink: K,
+    /// Delivery reports of `sink`.
+    pub reports: mpsc::UnboundedReceiver<DeliveryReport>,
+    /// Commits input offsets.
+    pub committer: C,
+    /// Resolves writer schemas of input records.
+    pub registry: R,
+    /// The routing table in force; a new value replaces it for records decided afterwards.
+    pub routing: watch::Receiver<Arc<RoutingSnapshot>>,
+    /// Wall clock for output timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// Figures this run updates.
+    pub stats: Arc<PipelineStats>,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Input records still incomplete when the run ended (0 after a clean drain).
+    pub abandoned_in_flight: usize,
+    /// Whether the final commit succeeded.
+    pub final_commit_ok: bool,
+}
+
+/// Runs the pipeline until `shutdown` becomes `true` or the source ends, then drains in-flight
+/// records (bounded by `drain_timeout`), commits what completed and flushes the producer.
+pub async fn run<S, K, C, R>(
+    config: PipelineConfig,
+    parts: PipelineParts<S, K, C, R>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<RunSummary, PipelineError>
+where
+    S: RecordSource,
+    K: RecordSink,
+    C: OffsetCommitter,
+    R: SchemaRegistry,
+{
+    let PipelineParts {
+        mut source,
+        sink,
+        mut reports,
+        committer,
+        registry,
+        mut routing,
+        clock,
+        stats,
+    } = parts;
+    let started = Instant::now();
+    let snapshot = Arc::clone(&routing.borrow_and_update());
+    let mut core = Core {
+        tracker: OffsetTracker::new(config.commit_policy, Duration::ZERO),
+        outputs: InFlightOutputs::default(),
+        retries: BinaryHeap::new(),
+        retry_seq: 0,
+        decoder: InputDecoder::new(),
+        snapshot,
+        started,
+        config,
+        sink,
+        committer,
+        registry,
+        clock,
+        stats,
+    };
+    let mut commit_check = tokio::time::interval(COMMIT_CHECK_INTERVAL);
+    commit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    info!(processor_id = %core.config.processor_id, "Pipeline started.");
+    loop {
+        core.heartbeat();
+        if *shutdown.borrow() {
+            break;
+        }
+        let can_read = core.tracker.total_in_flight() < core.config.max_in_flight;
+        let next_retry = core.next_retry_due();
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.changed() => Step::Shutdown,
+            Some(report) = reports.recv() => Step::Report(report),
+            _ = sleep_until(next_retry.unwrap_or_else(far_future)), if next_retry.is_some() => Step::Retry,
+            _ = commit_check.tick() => Step::CommitCheck,
+            event = source.next_event(), if can_read => Step::Source(event),
+        };
+        match step {
+            Step::Shutdown => break,
+            Step::Report(report) => {
+                core.on_report(report);
+                while let Ok(report) = reports.try_recv() {
+                    core.on_report(report);
+                }
+            }
+            Step::Retry => core.send_due_retries(),
+            Step::CommitCheck => core.commit_if_due().await,
+            Step::Source(Err(error)) => {
+                warn!(%error, "Source failed; stopping after a drain.");
+                core.shutdown(&mut reports).await;
+                return Err(PipelineError::Source(error));
+            }
+            Step::Source(Ok(event)) => {
+                if routing.has_changed().unwrap_or(false) {
+                    core.snapshot = Arc::clone(&routing.borrow_and_update());
+                    info!(version = core.snapshot.router().version(), "Routing table replaced.");
+                }
+                let outcome = core
+                    .on_source_event(event, &mut reports, &mut shutdown)
+                    .await;
+                if let Err(Interrupted) = outcome {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(core.shutdown(&mut reports).await)
+}
+
+enum Step {
+    Shutdown,
+    Report(DeliveryReport),
+    Retry,
+    CommitCheck,
+    Source(Result<SourceEvent, kafka_adapters::AdapterError>),
+}
+
+/// Shutdown was requested while the loop waited on something else.
+struct Interrupted;
+
+struct PendingRetry {
+    due: Instant,
+    seq: u64,
+    tag: usize,
+    record: OutboundRecord,
+}
+
+impl PartialEq for PendingRetry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for PendingRetry {}
+impl PartialOrd for PendingRetry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PendingRetry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// The loop's state, apart from the event sources it waits on.
+struct Core<K, C, R> {
+    tracker: OffsetTracker,
+    outputs: InFlightOutputs,
+    retries: BinaryHeap<Reverse<PendingRetry>>,
+    retry_seq: u64,
+    decoder: InputDecoder,
+    snapshot: Arc<RoutingSnapshot>,
+    started: Instant,
+    config: PipelineConfig,
+    sink: K,
+    committer: C,
+    registry: R,
+    clock: Arc<dyn Clock>,
+    stats: Arc<PipelineStats>,
+}
+
+/// The outputs one input record causes.
+struct Plan {
+    outputs: Vec<(OutboundRecord, Option<&'static str>)>,
+    event_timestamp_ms: Option<i64>,
+}
+
+impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn heartbeat(&self) {
+        self.stats
+            .last_heartbeat_ms
+            .store(self.clock.now_ms(), Relaxed);
+        self.stats
+            .in_flight
+            .store(self.tracker.total_in_flight() as i64, Relaxed);
+    }
+
+    async fn on_source_event(
+        &mut self,
+        event: SourceEvent,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        match event {
+            SourceEvent::Records(records) => {
+                self.stats.consumed.fetch_add(records.len() as u64, Relaxed);
+                for record in records {
+                    self.on_record(record, shutdown).await?;
+                }
+            }
+            SourceEvent::Assigned(partitions) => {
+                info!(partitions = %display_partitions(&partitions), "Partitions assigned.");
+                for tp in partitions {
+                    self.tracker.assign(tracker_partition(&tp));
+                }
+                self.count_assigned();
+            }
+            SourceEvent::Revoked { partitions, reply } => {
+                let positions = self.drain_and_revoke(&partitions, reports).await;
+                info!(
+                    partitions = %display_partitions(&partitions),
+                    commits = positions.len(),
+                    "Partitions revoked after drain."
+                );
+                reply.commit(positions);
+                self.count_assigned();
+            }
+            SourceEvent::Lost(partitions) => {
+                warn!(partitions = %display_partitions(&partitions), "Partitions lost; their uncommitted records will be routed again by their new owner.");
+                for tp in &partitions {
+                    self.tracker.lose(&tracker_partition(tp));
+                }
+                self.count_assigned();
+            }
+        }
+        Ok(())
+    }
+
+    fn count_assigned(&self) {
+        self.stats
+            .assigned_partitions
+            .store(self.tracker.assigned().count() as i64, Relaxed);
+    }
+
+    async fn on_record(
+        &mut self,
+        record: InboundRecord,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        let plan = self.plan(&record, shutdown).await?;
+        let tp = offset_tracker::TopicPartition {
+            topic: Arc::clone(&record.topic),
+            partition: record.partition,
+        };
+        let ticket = match self.tracker.track(&tp, record.offset, plan.outputs.len() as u32) {
+            Ok(ticket) => ticket,
+            Err(offset_tracker::TrackerError::NotAssigned { .. }) => {
+                // The consumer announces assignments before records; be robust to an adapter that does not.
+                warn!(partition = %tp, "Record for a partition not announced as assigned; assigning it.");
+                self.tracker.assign(tp.clone());
+                self.tracker
+                    .track(&tp, record.offset, plan.outputs.len() as u32)
+                    .map_err(|error| {
+                        warn!(%error, "Cannot track record; it will not be committed.");
+                        Interrupted
+                    })?
+            }
+            Err(error) => {
+                // Tracking is what makes commits safe: never route what cannot be tracked.
+                warn!(%error, partition = %tp, offset = record.offset, "Cannot track record; stopping.");
+                return Err(Interrupted);
+            }
+        };
+        for (output, dead_letter_code) in plan.outputs {
+            let tag = self.outputs.insert(OutputSlot {
+                ticket,
+                dead_letter_code,
+                failures: 0,
+                event_timestamp_ms: plan.event_timestamp_ms,
+            });
+            self.send(output, tag);
+        }
+        Ok(())
+    }
+
+    /// Decides what `record` turns into: routed outputs, or one dead-letter copy.
+    async fn plan(
+        &mut self,
+        record: &InboundRecord,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Plan, Interrupted> {
+        let Some(value) = record.payload.as_deref() else {
+            return Ok(self.dead_letter_plan(record, &DeadLetterReason::MissingValue, None));
+        };
+        if value.len() > self.config.max_record_bytes {
+            let reason = DeadLetterReason::TooLarge {
+                size: value.len(),
+                limit: self.config.max_record_bytes,
+            };
+            return Ok(self.dead_letter_plan(record, &reason, None));
+        }
+        let event = match self.decode(value, shutdown).await? {
+            Ok(event) => event,
+            Err(error) => {
+                let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
+                let reason = poison_reason(&error, schema_id);
+                return Ok(self.dead_letter_plan(record, &reason, schema_id));
+            }
+        };
+        let snapshot = Arc::clone(&self.snapshot);
+        let targets = match snapshot.router().decide(&event) {
+            Decision::Route(targets) => targets,
+            Decision::DeadLetter(reason) => {
+                let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
+                return Ok(self.dead_letter_plan(record, &reason, schema_id));
+            }
+        };
+        let event_timestamp_ms = Some(event.event_timestamp);
+        let processed_at = self.clock.now_ms();
+        let mut outputs = Vec::with_capacity(targets.len());
+        if let [target] = targets {
+            let output = map_into_output(event, &self.config.processor_id, processed_at);
+            outputs.push((self.encode_for(&target.topic, &output, record), None));
+        } else {
+            let output = map_to_output(&event, &self.config.processor_id, processed_at);
+            for target in targets {
+                outputs.push((self.encode_for(&target.topic, &output, record), None));
+            }
+        }
+        Ok(Plan {
+            outputs,
+            event_timestamp_ms,
+        })
+    }
+
+    fn encode_for(
+        &self,
+        topic: &str,
+        output: &router_core::ProcessorToConsumer,
+        input: &InboundRecord,
+    ) -> OutboundRecord {
+        let mut payload = Vec::with_capacity(128);
+        let prepared = self.snapshot.output(topic);
+        let topic = match prepared {
+            Some(prepared) => {
+                prepared.encoder.encode(output, &mut payload);
+                Arc::clone(&prepared.topic)
+            }
+            // Unreachable by construction: snapshots prepare every target of their router.
+            None => Arc::from(topic),
+        };
+        OutboundRecord {
+            topic,
+            key: input.key.clone(),
+            payload,
+            headers: Vec::new(),
+        }
+    }
+
+    fn dead_letter_plan(
+        &self,
+        record: &InboundRecord,
+        reason: &DeadLetterReason,
+        schema_id: Option<u32>,
+    ) -> Plan {
+        debug!(
+            reason = reason.code(),
+            topic = %record.topic,
+            partition = record.partition,
+            offset = record.offset,
+            "Dead-lettering record."
+        );
+        let output = dead_letter_record(
+            &self.config.dead_letter_topic,
+            record,
+            reason,
+            schema_id,
+            &self.config.processor_id,
+        );
+        Plan {
+            outputs: vec![(output, Some(reason.code()))],
+            event_timestamp_ms: None,
+        }
+    }
+
+    /// Decodes `value`, fetching its writer schema on first sight. Transient registry failures are
+    /// retried with backoff until they pass or shutdown is requested; only errors that are a
+    /// property of the bytes come back as `Ok(Err(_))`.
+    async fn decode(
+        &mut self,
+        value: &[u8],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Result<router_core::ProducerToProcessor, CodecError>, Interrupted> {
+        let mut failures = 0;
+        loop {
+            match self.decoder.decode(value) {
+                Err(CodecError::UnknownSchemaId { schema_id }) => {
+                    match self.decoder.load(schema_id, &self.registry).await {
+                        Ok(()) => continue,
+                        Err(error) if error.is_transient() => {
+                            failures += 1;
+                            self.stats.registry_failures.fetch_add(1, Relaxed);
+                            let wait = self.config.retry.backoff(failures);
+                            warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
+                            }
+                        }
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn send(&mut self, record: OutboundRecord, tag: usize) {
+        if let Err(SendRejected {
+            record,
+            tag,
+            error,
+            queue_full,
+        }) = self.sink.send(record, tag)
+        {
+            if queue_full {
+                self.schedule_retry(tag, record, QUEUE_FULL_BACKOFF);
+            } else {
+                warn!(%error, "Producer refused a record; retrying.");
+                self.on_failed_attempt(tag, record);
+            }
+        }
+    }
+
+    fn on_report(&mut self, report: DeliveryReport) {
+        match report.result {
+            Ok(_) => {
+                let Some(slot) = self.outputs.remove(report.tag) else {
+                    warn!(tag = report.tag, "Delivery report for an unknown tag; ignored.");
+                    return;
+                };
+                if slot.failures >= self.config.retry.budget {
+                    self.stats.stuck_records.fetch_sub(1, Relaxed);
+                }
+                match slot.dead_letter_code {
+                    None => self.stats.routed.fetch_add(1, Relaxed),
+                    Some(code) => {
+                        self.stats.count_dead_letter(code);
+                        0
+                    }
+                };
+                if let Err(error) = self.tracker.ack(slot.ticket) {
+                    warn!(%error, "Acknowledgement rejected by the offset tracker.");
+                }
+            }
+            Err(failure) => {
+                debug!(error = %failure.error, retriable = failure.retriable, "Delivery failed.");
+                self.on_failed_attempt(report.tag, failure.record);
+            }
+        }
+    }
+
+    /// A produce attempt failed: retry with backoff, forever. Past the budget the record counts as
+    /// stuck and is marked failed in the tracker, so its partition cannot commit past it.
+    fn on_failed_attempt(&mut self, tag: usize, record: OutboundRecord) {
+        let Some(slot) = self.outputs.get_mut(tag) else {
+            warn!(tag, "Failed delivery for an unknown tag; ignored.");
+            return;
+        };
+        slot.failures += 1;
+        let failures = slot.failures;
+        let ticket = slot.ticket;
+        self.stats.produce_retries.fetch_add(1, Relaxed);
+        if failures == self.config.retry.budget {
+            self.stats.stuck_records.fetch_add(1, Relaxed);
+            warn!(
+                topic = %record.topic,
+                attempts = failures,
+                "Output record is past its retry budget; its input stays uncommitted and the processor reports unhealthy."
+            );
+            if let Err(error) = self.tracker.fail(ticket) {
+                debug!(%error, "Tracker did not take the failure (partition revoked?).");
+            }
+        }
+        let wait = self.config.retry.backoff(failures);
+        self.schedule_retry(tag, record, wait);
+    }
+
+    fn schedule_retry(&mut self, tag: usize, record: OutboundRecord, wait: Duration) {
+        self.retry_seq += 1;
+        self.retries.push(Reverse(PendingRetry {
+            due: Instant::now() + wait,
+            seq: self.retry_seq,
+            tag,
+            record,
+        }));
+    }
+
+    fn next_retry_due(&self) -> Option<Instant> {
+        self.retries.peek().map(|Reverse(retry)| retry.due)
+    }
+
+    fn send_due_retries(&mut self) {
+        let now = Instant::now();
+        while self
+            .retries
+            .peek()
+            .is_some_and(|Reverse(retry)| retry.due <= now)
+        {
+            let Some(Reverse(retry)) = self.retries.pop() else {
+                break;
+            };
+            if let Some(slot) = self.outputs.get_mut(retry.tag)
+                && slot.failures >= self.config.retry.budget
+            {
+                let ticket = slot.ticket;
+                if let Err(error) = self.tracker.retry(ticket) {
+                    debug!(%error, "Tracker did not re-arm the output (partition revoked?).");
+                }
+            }
+            self.send(retry.record, retry.tag);
+        }
+    }
+
+    async fn commit_if_due(&mut self) {
+        let now = self.now();
+        if let Some(commit) = self.tracker.due_commit(now) {
+            self.commit(commit).await;
+        }
+    }
+
+    async fn commit(&mut self, commit: Commit) -> bool {
+        let positions = adapter_positions(&commit);
+        match self.committer.commit(positions).await {
+            Ok(()) => {
+                self.tracker.mark_committed(&commit, self.now());
+                self.stats.commits.fetch_add(1, Relaxed);
+                true
+            }
+            Err(error) => {
+                self.stats.commit_failures.fetch_add(1, Relaxed);
+                warn!(%error, "Offset commit failed; it is retried with the next commit.");
+                false
+            }
+        }
+    }
+
+    /// Waits (bounded) until the revoked partitions have nothing in flight, then returns their
+    /// final positions and forgets them.
+    async fn drain_and_revoke(
+        &mut self,
+        partitions: &[TopicPartition],
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+    ) -> Vec<CommitPosition> {
+        let tracked: Vec<_> = partitions.iter().map(tracker_partition).collect();
+        let deadline = Instant::now() + self.config.drain_timeout;
+        let drained = self
+            .drain_until(reports, deadline, |tracker| {
+                tracked.iter().all(|tp| tracker.in_flight(tp) == 0)
+            })
+            .await;
+        if !drained {
+            warn!(partitions = %display_partitions(partitions), "Revoke drain timed out; undelivered records will be routed again by the new owner.");
+        }
+        tracked
+            .iter()
+            .filter_map(|tp| self.tracker.revoke(tp))
+            .map(|position| CommitPosition {
+                partition: TopicPartition {
+                    topic: position.partition.topic,
+                    partition: position.partition.partition,
+                },
+                offset: position.offset,
+            })
+            .collect()
+    }
+
+    /// Handles delivery reports and retries until `done` holds or `deadline` passes.
+    async fn drain_until(
+        &mut self,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+        deadline: Instant,
+        done: impl Fn(&OffsetTracker) -> bool,
+    ) -> bool {
+        while !done(&self.tracker) {
+            let next_retry = self.next_retry_due().unwrap_or_else(far_future);
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(report) => self.on_report(report),
+                    None => return done(&self.tracker),
+                },
+                _ = sleep_until(next_retry) => self.send_due_retries(),
+                _ = sleep_until(deadline) => return done(&self.tracker),
+            }
+        }
+        true
+    }
+
+    /// Drains everything in flight, commits what completed, flushes the producer.
+    async fn shutdown(
+        mut self,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+    ) -> RunSummary {
+        info!(
+            in_flight = self.tracker.total_in_flight(),
+            "Shutting down: draining in-flight records."
+        );
+        let deadline = Instant::now() + self.config.drain_timeout;
+        let drained = self
+            .drain_until(reports, deadline, |tracker| tracker.total_in_flight() == 0)
+            .await;
+        if !drained {
+            warn!(
+                in_flight = self.tracker.total_in_flight(),
+                "Drain timed out; those records will be routed again after a restart."
+            );
+        }
+        let positions = self.tracker.committable();
+        let final_commit_ok = if positions.is_empty() {
+            true
+        } else {
+            self.commit(Commit { positions }).await
+        };
+        let remaining = self.config.drain_timeout.min(Duration::from_secs(5));
+        if let Err(error) = self.sink.flush(remaining).await {
+            warn!(%error, "Producer flush failed at shutdown.");
+        }
+        self.heartbeat();
+        info!(final_commit_ok, "Pipeline stopped.");
+        RunSummary {
+            abandoned_in_flight: self.tracker.total_in_flight(),
+            final_commit_ok,
+        }
+    }
+}
+
+/// The dead-letter reason for a decode error that is a property of the bytes.
+fn poison_reason(error: &CodecError, schema_id: Option<u32>) -> DeadLetterReason {
+    match (error.is_schema_mismatch(), schema_id) {
+        (true, Some(schema_id)) => DeadLetterReason::SchemaMismatch {
+            schema_id,
+            detail: error.to_string(),
+        },
+        _ => DeadLetterReason::Undecodable {
+            detail: error.to_string(),
+        },
+    }
+}
+
+fn tracker_partition(tp: &TopicPartition) -> offset_tracker::TopicPartition {
+    offset_tracker::TopicPartition {
+        topic: Arc::clone(&tp.topic),
+        partition: tp.partition,
+    }
+}
+
+fn adapter_positions(commit: &Commit) -> Vec<CommitPosition> {
+    commit
+        .positions
+        .iter()
+        .map(|position| CommitPosition {
+            partition: TopicPartition {
+                topic: Arc::clone(&position.partition.topic),
+                partition: position.partition.partition,
+            },
+            offset: position.offset,
+        })
+        .collect()
+}
+
+fn display_partitions(partitions: &[TopicPartition]) -> String {
+    partitions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}

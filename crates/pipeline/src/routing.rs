@@ -1,0 +1,79 @@
+//! What the hot path needs to route: the router, plus each output's topic and encoder, resolved
+//! against the registry before the snapshot is used (so a reload never swaps in a half-ready table).
+
+use crate::PipelineError;
+use avro_codec::{OutputEncoder, SchemaRegistry};
+use router_core::Router;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A routing table ready for the hot path. Immutable; a reload builds a new one.
+#[derive(Debug)]
+pub struct RoutingSnapshot {
+    router: Router,
+    outputs: HashMap<String, PreparedOutput>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PreparedOutput {
+    pub(crate) topic: Arc<str>,
+    pub(crate) encoder: OutputEncoder,
+}
+
+impl RoutingSnapshot {
+    /// Resolves the output schema id of every subject the router writes to: looked up, or
+    /// registered when `auto_register` is set (as Confluent serializers do by default).
+    pub async fn resolve<R: SchemaRegistry>(
+        router: Router,
+        registry: &R,
+        output_schema: &str,
+        auto_register: bool,
+    ) -> Result<Self, PipelineError> {
+        let mut ids_by_subject = HashMap::new();
+        let mut outputs = HashMap::new();
+        for target in router.output_targets() {
+            let subject = target.subject.clone();
+            let schema_id = match ids_by_subject.get(&subject) {
+                Some(id) => *id,
+                None => {
+                    let id = if auto_register {
+                        registry.register(&subject, output_schema).await
+                    } else {
+                        registry
+                            .lookup(&subject, output_schema)
+                            .await
+                            .map(|found| found.id)
+                    }
+                    .map_err(|source| PipelineError::OutputSchema {
+                        subject: subject.clone(),
+                        source,
+                    })?;
+                    ids_by_subject.insert(subject.clone(), id);
+                    id
+                }
+            };
+            outputs.insert(
+                target.topic.clone(),
+                PreparedOutput {
+                    topic: Arc::from(target.topic.as_str()),
+                    encoder: OutputEncoder::new(schema_id),
+                },
+            );
+        }
+        Ok(Self { router, outputs })
+    }
+
+    /// The router of this snapshot.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Output topics this snapshot writes to.
+    pub fn output_topics(&self) -> impl Iterator<Item = &str> {
+        self.outputs.keys().map(String::as_str)
+    }
+
+    pub(crate) fn output(&self, topic: &str) -> Option<&PreparedOutput> {
+        self.outputs.get(topic)
+    }
+}
