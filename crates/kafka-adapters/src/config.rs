@@ -7,7 +7,7 @@ use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{debug, error, info, warn};
 
 /// How to reach the cluster, plus any librdkafka property.
@@ -108,11 +108,22 @@ impl ClientContext for LoggingContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(%error, reason, "librdkafka reported an error; it retries by itself.");
+        log_client_error(error, reason);
     }
 }
 
 impl ConsumerContext for LoggingContext {}
+
+/// librdkafka's client-level errors are transient (it reconnects and retries); reaching the end
+/// of a partition is reported through the same callback but is no error at all.
+pub(crate) fn log_client_error(error: KafkaError, reason: &str) {
+    match error {
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+            debug!(reason, "Reached the end of a partition.");
+        }
+        error => warn!(%error, reason, "librdkafka reported an error; it retries by itself."),
+    }
+}
 
 pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {

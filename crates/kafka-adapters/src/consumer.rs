@@ -25,7 +25,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig, log_librdkafka};
+use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig};
+use crate::config::{log_client_error, log_librdkafka};
 use crate::error::{AdapterError, code_of};
 use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
 use crate::types::{CommitPosition, InboundRecord, TopicPartition};
@@ -413,7 +414,7 @@ impl ClientContext for ConsumerCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(group_id = %self.group_id, %error, reason, "librdkafka reported an error; it retries by itself.");
+        log_client_error(error, reason);
     }
 }
 

@@ -242,9 +242,10 @@ impl AdapterError {
 /// Whether an operation that failed with `code` may succeed when tried again.
 ///
 /// Transient conditions (timeouts, leadership moves, brokers down, full queues, purges at
-/// shutdown) are retriable. A topic or partition librdkafka knows not to exist, an oversized
-/// or invalid record, authorization and configuration errors are not: retrying them only delays
-/// the dead-letter decision.
+/// shutdown) are retriable. A missing topic or partition, an oversized or invalid record,
+/// authorization and configuration errors are not: retrying them only delays the dead-letter
+/// decision. (librdkafka reports `UnknownTopicOrPartition` for a record only after the topic
+/// stayed missing for `topic.metadata.propagation.max.ms`, so it is not a stale-metadata blip.)
 pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
@@ -263,7 +264,6 @@ pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
             | C::Retry
             | C::PurgeQueue
             | C::PurgeInflight
-            | C::UnknownTopicOrPartition
             | C::LeaderNotAvailable
             | C::NotLeaderForPartition
             | C::RequestTimedOut
@@ -311,6 +311,7 @@ mod tests {
     fn records_and_topics_that_cannot_succeed_are_not_retriable() {
         for code in [
             RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
             RDKafkaErrorCode::UnknownPartition,
             RDKafkaErrorCode::MessageSizeTooLarge,
             RDKafkaErrorCode::TopicAuthorizationFailed,

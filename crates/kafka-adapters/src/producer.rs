@@ -18,7 +18,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
-use crate::config::{KafkaConfig, PRODUCER_DEFAULTS, log_librdkafka};
+use crate::config::{KafkaConfig, PRODUCER_DEFAULTS, log_client_error, log_librdkafka};
 use crate::error::{AdapterError, code_of, is_retriable_code};
 use crate::traits::RecordSink;
 use crate::types::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag};
@@ -157,7 +157,7 @@ impl ClientContext for SinkCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        warn!(%error, reason, "librdkafka reported a producer error; it retries by itself.");
+        log_client_error(error, reason);
     }
 }
 

@@ -1,13 +1,16 @@
 //! Reading a whole topic without a consumer group, for tools and test verifiers.
 //!
-//! No group means no join delay and no committed offsets touched: the reader assigns every
-//! partition from the beginning and stops at the end (the high watermarks seen when it
-//! started) or after a number of records.
+//! Not joining a group means no join delay and no committed offsets touched: the reader
+//! assigns every partition from the beginning and stops once every partition reached its end
+//! (librdkafka's partition-EOF, from the fetch responses' high watermark) or after a number
+//! of records.
 
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 
@@ -38,13 +41,14 @@ pub struct TopicRecord {
 /// When [`read_topic`] stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadUntil {
-    /// Everything up to the high watermarks seen when reading started.
+    /// Until every partition has been read to its end (records produced meanwhile may or may
+    /// not be included).
     End,
     /// At least this many records (waiting for producers to write them).
     Count(usize),
 }
 
-/// Reads `topic` from the beginning of every partition, without a consumer group.
+/// Reads `topic` from the beginning of every partition, without joining a consumer group.
 ///
 /// Returns the records sorted by partition, then offset. Fails with
 /// [`AdapterError::ReadIncomplete`] when `until` is not reached within `timeout`, and with
@@ -71,9 +75,14 @@ fn read_blocking(
 ) -> Result<Vec<TopicRecord>, AdapterError> {
     let deadline = Instant::now() + timeout;
     let mut client_config = config.client_config(&[]);
+    // librdkafka 2.12 refuses `assign` without a group id; this one is never joined and never
+    // committed to, so no group state is created on the broker. End of partition comes from
+    // the fetch responses' high watermark (tansu 0.6 answers ListOffsets with the start of the
+    // last batch + 1, which is too low for multi-record batches).
     client_config
-        .remove("group.id")
+        .set("group.id", throwaway_group_id())
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .set("allow.auto.create.topics", "false");
     let consumer: BaseConsumer<LoggingContext> = client_config
         .create_with_context(LoggingContext)
@@ -87,45 +96,32 @@ fn read_blocking(
             topic: topic.to_owned(),
         }
     })?;
-    let request_error = |operation| {
-        move |source| AdapterError::Request {
-            operation,
-            topic: Some(topic.to_owned()),
-            source: Box::new(source),
-        }
-    };
-    let mut ends = Vec::new();
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
-        if until == ReadUntil::End {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, timeout)
-                .map_err(request_error("fetching watermarks"))?;
-            if high <= low {
-                continue;
-            }
-            ends.push((partition, high));
-        }
         assignment
             .add_partition_offset(topic, partition, Offset::Beginning)
-            .map_err(request_error("assigning partitions"))?;
+            .map_err(|source| assign_error(topic, source))?;
     }
     consumer
         .assign(&assignment)
-        .map_err(request_error("assigning partitions"))?;
+        .map_err(|source| assign_error(topic, source))?;
 
     let mut records = Vec::new();
-    let done = |records: &Vec<TopicRecord>, consumer: &BaseConsumer<LoggingContext>| match until {
+    let mut at_end = BTreeSet::new();
+    let done = |records: &Vec<TopicRecord>, at_end: &BTreeSet<i32>| match until {
         ReadUntil::Count(wanted) => records.len() >= wanted,
-        ReadUntil::End => reached_ends(consumer, topic, &ends),
+        ReadUntil::End => at_end.len() == usize::try_from(partitions).unwrap_or(0),
     };
-    while !done(&records, &consumer) {
+    while !done(&records, &at_end) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(AdapterError::ReadIncomplete {
                 topic: topic.to_owned(),
                 wanted: match until {
-                    ReadUntil::End => "wanted everything up to the high watermarks".to_owned(),
+                    ReadUntil::End => format!(
+                        "wanted the end of all {partitions} partitions but reached {}",
+                        at_end.len()
+                    ),
                     ReadUntil::Count(wanted) => format!("wanted {wanted}"),
                 },
                 got: records.len(),
@@ -133,27 +129,13 @@ fn read_blocking(
             });
         }
         match consumer.poll(remaining.min(POLL_SLICE)) {
-            Some(Ok(message)) => records.push(TopicRecord {
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().map(<[u8]>::to_vec),
-                headers: message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|header| {
-                                (
-                                    header.key.to_owned(),
-                                    header.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp_ms: message.timestamp().to_millis(),
-            }),
+            Some(Ok(message)) => {
+                at_end.remove(&message.partition());
+                records.push(topic_record(&message));
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
             Some(Err(error)) => warn!(topic, %error, "Error while reading a topic; retrying."),
             None => {}
         }
@@ -162,19 +144,42 @@ fn read_blocking(
     Ok(records)
 }
 
-/// Whether the consumer's position reached the end marker of every partition (positions, not
-/// record offsets, so offsets without a record, such as transaction markers, count too).
-fn reached_ends(consumer: &BaseConsumer<LoggingContext>, topic: &str, ends: &[(i32, i64)]) -> bool {
-    if ends.is_empty() {
-        return true;
+fn topic_record(message: &BorrowedMessage<'_>) -> TopicRecord {
+    TopicRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        (
+                            header.key.to_owned(),
+                            header.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp_ms: message.timestamp().to_millis(),
     }
-    let Ok(positions) = consumer.position() else {
-        return false;
-    };
-    ends.iter().all(|(partition, high)| {
-        matches!(
-            positions.find_partition(topic, *partition).map(|element| element.offset()),
-            Some(Offset::Offset(position)) if position >= *high
-        )
-    })
+}
+
+fn assign_error(topic: &str, source: KafkaError) -> AdapterError {
+    AdapterError::Request {
+        operation: "assigning partitions",
+        topic: Some(topic.to_owned()),
+        source: Box::new(source),
+    }
+}
+
+fn throwaway_group_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("kafka-adapters-reader-{}-{nanos}", std::process::id())
 }
