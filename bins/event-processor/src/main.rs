@@ -9,7 +9,9 @@ use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use clap::Parser;
 use kafka_adapters::{ConsumerSettings, KafkaConfig, TopicAdmin, TopicSpec};
 use offset_tracker::CommitPolicy;
-use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock};
+use pipeline::{
+    PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock,
+};
 use router_core::Router;
 use settings::{Cli, Settings, translate_prototype_args};
 use std::process::ExitCode;
@@ -17,8 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
-
-const OUTPUT_SCHEMA: &str = include_str!("../../../schemas/processor.to.consumer.avsc");
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(translate_prototype_args(std::env::args().collect()));
@@ -70,17 +70,22 @@ async fn run(settings: Settings) -> Result<()> {
         bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
         properties: settings.kafka.properties.clone(),
     };
-    let admin = kafka_adapters::kafka_admin(&kafka).context("cannot create the Kafka admin client")?;
+    let admin =
+        kafka_adapters::kafka_admin(&kafka).context("cannot create the Kafka admin client")?;
     ensure_topics(&admin, &router, &settings).await?;
 
     let registry = CachedRegistry::new(
         HttpSchemaRegistry::new(registry_config(&settings)?)
             .context("cannot create the schema registry client")?,
     );
-    let snapshot =
-        RoutingSnapshot::resolve(router, &registry, OUTPUT_SCHEMA, settings.registry.auto_register)
-            .await
-            .context("cannot prepare the output schema")?;
+    let snapshot = RoutingSnapshot::resolve(
+        router,
+        &registry,
+        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
+        settings.registry.auto_register,
+    )
+    .await
+    .context("cannot prepare the output schema")?;
     let (_routing_updates, routing) = watch::channel(Arc::new(snapshot));
 
     let (report_sender, reports) = mpsc::unbounded_channel();
@@ -137,15 +142,19 @@ async fn run(settings: Settings) -> Result<()> {
 }
 
 fn load_router(settings: &Settings) -> Result<Router> {
-    match (&settings.routing.file, &settings.routing.destination_configurations) {
+    match (
+        &settings.routing.file,
+        &settings.routing.destination_configurations,
+    ) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read routing file {}", path.display()))?;
             Router::from_toml_str(&text)
                 .with_context(|| format!("invalid routing file {}", path.display()))
         }
-        (None, Some(json)) => Router::from_prototype_json(json)
-            .context("invalid --destination-configurations JSON"),
+        (None, Some(json)) => {
+            Router::from_prototype_json(json).context("invalid --destination-configurations JSON")
+        }
         (None, None) => bail!("no routing table configured"),
     }
 }
@@ -167,10 +176,12 @@ async fn ensure_topics(
     topics.dedup();
     let mut missing = Vec::new();
     for topic in &topics {
-        let partitions = admin
-            .partitions_of(topic)
-            .await
-            .with_context(|| format!("cannot read metadata of topic {topic} from {}", settings.kafka.bootstrap_servers))?;
+        let partitions = admin.partitions_of(topic).await.with_context(|| {
+            format!(
+                "cannot read metadata of topic {topic} from {}",
+                settings.kafka.bootstrap_servers
+            )
+        })?;
         if partitions.is_none() {
             missing.push(topic.clone());
         }
@@ -236,15 +247,16 @@ fn pipeline_config(settings: &Settings) -> PipelineConfig {
 
 /// First SIGTERM or SIGINT: drain and stop. A second one: exit at once.
 async fn stop_on_signals(stop: watch::Sender<bool>) {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(error) => {
-            warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the processor.");
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = stop.send(true);
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                warn!(%error, "Cannot listen for SIGTERM; only Ctrl-C stops the processor.");
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = stop.send(true);
+                return;
+            }
+        };
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 /// Command line of the processor. Every flag can also come from the config file or from the
 /// environment (`EVENT_PROCESSOR__<SECTION>__<KEY>`, e.g. `EVENT_PROCESSOR__KAFKA__BOOTSTRAP_SERVERS`).
 #[derive(Debug, Parser)]
-#[command(name = "event-processor", version, about = "Multi-tenant Kafka event router")]
+#[command(
+    name = "event-processor",
+    version,
+    about = "Multi-tenant Kafka event router"
+)]
 pub(crate) struct Cli {
     /// TOML config file (see deploy/processor.toml).
     #[arg(long, short = 'c', env = "EVENT_PROCESSOR_CONFIG")]
@@ -156,10 +160,8 @@ json = false
 
 impl Settings {
     pub(crate) fn load(cli: &Cli) -> Result<Self> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = &cli.config {
             if !path.is_file() {
                 bail!("config file {} does not exist", path.display());
@@ -184,7 +186,10 @@ impl Settings {
                 "kafka.dead_letter_topic",
                 cli.dead_letter_topic.clone().map(Into::into),
             ),
-            ("registry.url", cli.schema_registry_url.clone().map(Into::into)),
+            (
+                "registry.url",
+                cli.schema_registry_url.clone().map(Into::into),
+            ),
             (
                 "routing.file",
                 cli.routing_file
@@ -232,7 +237,8 @@ impl Settings {
             bail!("processor_id must not be empty");
         }
         validate_bootstrap(&self.kafka.bootstrap_servers)?;
-        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://")) {
+        if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
+        {
             bail!(
                 "registry url `{}` must start with http:// or https://",
                 self.registry.url
@@ -261,10 +267,14 @@ impl Settings {
 fn validate_bootstrap(servers: &str) -> Result<()> {
     for server in servers.split(',').map(str::trim) {
         let Some((host, port)) = server.rsplit_once(':') else {
-            bail!("bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port");
+            bail!(
+                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
+            );
         };
         if host.is_empty() || port.parse::<u16>().is_err() {
-            bail!("bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port");
+            bail!(
+                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
+            );
         }
     }
     Ok(())
@@ -280,7 +290,10 @@ pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
         ("-source_topic", "--input-topic"),
         ("-group_id", "--group-id"),
         ("-batch_size_to_commit_offsets", "--commit-every"),
-        ("-destination_configurations", "--destination-configurations"),
+        (
+            "-destination_configurations",
+            "--destination-configurations",
+        ),
         ("-log_level", "--log-level"),
     ];
     args.into_iter()
@@ -347,7 +360,10 @@ mod tests {
             "{}",
         ]))
         .expect_err("bad address");
-        assert!(error.to_string().contains("bad broker address `localhost`"), "{error}");
+        assert!(
+            error.to_string().contains("bad broker address `localhost`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -371,7 +387,11 @@ mod tests {
         ]))
         .expect("valid");
         assert_eq!(
-            settings.kafka.properties.get("compression.type").map(String::as_str),
+            settings
+                .kafka
+                .properties
+                .get("compression.type")
+                .map(String::as_str),
             Some("zstd")
         );
     }

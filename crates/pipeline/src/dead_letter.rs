@@ -31,7 +31,10 @@ pub(crate) fn dead_letter_record(
     processor_id: &str,
 ) -> OutboundRecord {
     let mut record_headers = vec![
-        (headers::REASON.to_owned(), reason.code().as_bytes().to_vec()),
+        (
+            headers::REASON.to_owned(),
+            reason.code().as_bytes().to_vec(),
+        ),
         (headers::ERROR.to_owned(), reason.to_string().into_bytes()),
         (
             headers::SOURCE_TOPIC.to_owned(),

@@ -49,6 +49,7 @@ impl InFlightOutputs {
         Some(slot)
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -149,7 +149,10 @@ where
             Step::Source(Ok(event)) => {
                 if routing.has_changed().unwrap_or(false) {
                     core.snapshot = Arc::clone(&routing.borrow_and_update());
-                    info!(version = core.snapshot.router().version(), "Routing table replaced.");
+                    info!(
+                        version = core.snapshot.router().version(),
+                        "Routing table replaced."
+                    );
                 }
                 let outcome = core
                     .on_source_event(event, &mut reports, &mut shutdown)
@@ -292,7 +295,10 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             topic: Arc::clone(&record.topic),
             partition: record.partition,
         };
-        let ticket = match self.tracker.track(&tp, record.offset, plan.outputs.len() as u32) {
+        let ticket = match self
+            .tracker
+            .track(&tp, record.offset, plan.outputs.len() as u32)
+        {
             Ok(ticket) => ticket,
             Err(offset_tracker::TrackerError::NotAssigned { .. }) => {
                 // The consumer announces assignments before records; be robust to an adapter that does not.
@@ -437,7 +443,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 Err(CodecError::UnknownSchemaId { schema_id }) => {
                     match self.decoder.load(schema_id, &self.registry).await {
                         Ok(()) => continue,
-                        Err(error) if error.is_transient() => {
+                        // Only the bytes' own faults dead-letter; a registry that is down or
+                        // refuses us (auth, config) holds the stream back instead.
+                        Err(error) if !error.is_poison() => {
                             failures += 1;
                             self.stats.registry_failures.fetch_add(1, Relaxed);
                             let wait = self.config.retry.backoff(failures);
@@ -476,19 +484,26 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         match report.result {
             Ok(_) => {
                 let Some(slot) = self.outputs.remove(report.tag) else {
-                    warn!(tag = report.tag, "Delivery report for an unknown tag; ignored.");
+                    warn!(
+                        tag = report.tag,
+                        "Delivery report for an unknown tag; ignored."
+                    );
                     return;
                 };
                 if slot.failures >= self.config.retry.budget {
                     self.stats.stuck_records.fetch_sub(1, Relaxed);
                 }
                 match slot.dead_letter_code {
-                    None => self.stats.routed.fetch_add(1, Relaxed),
-                    Some(code) => {
-                        self.stats.count_dead_letter(code);
-                        0
+                    None => {
+                        self.stats.routed.fetch_add(1, Relaxed);
+                        if let Some(event_timestamp) = slot.event_timestamp_ms {
+                            self.stats
+                                .end_to_end_latency
+                                .observe_ms(self.clock.now_ms() - event_timestamp);
+                        }
                     }
-                };
+                    Some(code) => self.stats.count_dead_letter(code),
+                }
                 if let Err(error) = self.tracker.ack(slot.ticket) {
                     warn!(%error, "Acknowledgement rejected by the offset tracker.");
                 }
@@ -676,7 +691,11 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
 
 /// The dead-letter reason for a decode error that is a property of the bytes.
 fn poison_reason(error: &CodecError, schema_id: Option<u32>) -> DeadLetterReason {
-    match (error.is_schema_mismatch(), schema_id) {
+    let mismatch = matches!(
+        error,
+        CodecError::IncompatibleSchema { .. } | CodecError::Unreadable { .. }
+    );
+    match (mismatch, schema_id) {
         (true, Some(schema_id)) => DeadLetterReason::SchemaMismatch {
             schema_id,
             detail: error.to_string(),

@@ -37,6 +37,38 @@ pub struct PipelineStats {
     pub last_heartbeat_ms: AtomicI64,
     /// Schema registry failures that held the pipeline back (transient; retried).
     pub registry_failures: AtomicU64,
+    /// Event timestamp → output acknowledged, for routed records.
+    pub end_to_end_latency: LatencyHistogram,
+}
+
+/// Upper bounds (milliseconds) of the latency buckets; the last bucket is everything above.
+pub const LATENCY_BUCKETS_MS: [u64; 14] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 60_000,
+];
+
+/// A fixed-bucket latency histogram updated with relaxed atomics (no lock on the hot path).
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Non-cumulative counts per bucket of [`LATENCY_BUCKETS_MS`], plus one overflow bucket.
+    pub buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    /// Sum of all observations, milliseconds.
+    pub sum_ms: AtomicU64,
+    /// Number of observations.
+    pub count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation; negative values (clock skew between hosts) count as 0.
+    pub fn observe_ms(&self, latency_ms: i64) {
+        let latency = u64::try_from(latency_ms).unwrap_or(0);
+        let index = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| latency <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[index].fetch_add(1, Relaxed);
+        self.sum_ms.fetch_add(latency, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
 }
 
 impl PipelineStats {
@@ -59,6 +91,9 @@ impl PipelineStats {
 
     /// All dead-letter records acknowledged.
     pub fn dead_lettered_total(&self) -> u64 {
-        self.dead_lettered.iter().map(|count| count.load(Relaxed)).sum()
+        self.dead_lettered
+            .iter()
+            .map(|count| count.load(Relaxed))
+            .sum()
     }
 }

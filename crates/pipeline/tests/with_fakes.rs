@@ -1,0 +1,641 @@
+//! The pipeline against in-memory fakes: every delivery, failure and rebalance is under the test's
+//! control, so each at-least-once rule is checked exactly.
+
+use avro_codec::{
+    InputEncoder, MemoryRegistry, OutputDecoder, RegisteredSchema, RegistryError, SchemaId,
+    SchemaRegistry,
+};
+use kafka_adapters::fake::{Completion, FakeCommitter, FakeSink, FakeSource};
+use kafka_adapters::{InboundRecord, TopicPartition};
+use pipeline::{
+    Clock, PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, RunSummary,
+    dead_letter_headers,
+};
+use router_core::{ProducerToProcessor, Router};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+const INPUT: &str = "producer.to.processor";
+const DLQ: &str = "producer.to.processor.dlq";
+const WAIT: Duration = Duration::from_secs(5);
+
+const ROUTING: &str = r#"
+version = 1
+[destinations.FINANCE]
+outputs = [{ topic = "processor.to.finance" }]
+[destinations.MARKETING]
+outputs = [{ topic = "processor.to.marketing" }]
+[destinations.AUDIT]
+outputs = [{ topic = "processor.to.audit-a" }, { topic = "processor.to.audit-b" }]
+[policy]
+mode = "deny-by-default"
+[[policy.allow]]
+origin_service_type = "FINANCE"
+destinations = ["*"]
+[[policy.allow]]
+origin_service_type = "MARKETING"
+destinations = ["MARKETING"]
+"#;
+
+#[derive(Debug)]
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        1_700_000_000_000
+    }
+}
+
+/// A registry that fails `failures` times before answering, to simulate an outage.
+#[derive(Debug, Default)]
+struct FlakyRegistry {
+    inner: MemoryRegistry,
+    failures: AtomicU32,
+}
+
+impl FlakyRegistry {
+    fn outage(&self) -> Result<(), RegistryError> {
+        let left = self.failures.load(Relaxed);
+        if left > 0 {
+            self.failures.store(left - 1, Relaxed);
+            return Err(RegistryError::Timeout {
+                request: "GET /schemas/ids/1".to_owned(),
+                timeout: Duration::from_millis(1),
+                attempts: 1,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl SchemaRegistry for FlakyRegistry {
+    async fn register(&self, subject: &str, schema: &str) -> Result<SchemaId, RegistryError> {
+        self.inner.register(subject, schema).await
+    }
+    async fn lookup(&self, subject: &str, schema: &str) -> Result<RegisteredSchema, RegistryError> {
+        self.inner.lookup(subject, schema).await
+    }
+    async fn schema_by_id(&self, id: SchemaId) -> Result<Arc<str>, RegistryError> {
+        self.outage()?;
+        self.inner.schema_by_id(id).await
+    }
+    async fn latest(&self, subject: &str) -> Result<RegisteredSchema, RegistryError> {
+        self.inner.latest(subject).await
+    }
+}
+
+struct Harness {
+    source: FakeSource,
+    sink: FakeSink,
+    committer: FakeCommitter,
+    stats: Arc<PipelineStats>,
+    encoder: InputEncoder,
+    routing: watch::Sender<Arc<RoutingSnapshot>>,
+    registry: Arc<FlakyRegistry>,
+    stop: watch::Sender<bool>,
+    run: JoinHandle<Result<RunSummary, pipeline::PipelineError>>,
+}
+
+fn partition(index: i32) -> TopicPartition {
+    TopicPartition {
+        topic: Arc::from(INPUT),
+        partition: index,
+    }
+}
+
+async fn start(completion: Completion, configure: impl FnOnce(&mut PipelineConfig)) -> Harness {
+    let registry = Arc::new(FlakyRegistry::default());
+    let encoder = InputEncoder::register(&*registry, "producer.to.processor-value")
+        .await
+        .expect("input schema registers");
+    let snapshot = RoutingSnapshot::resolve(
+        Router::from_toml_str(ROUTING).expect("valid routing"),
+        &*registry,
+        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
+        true,
+    )
+    .await
+    .expect("output schema registers");
+    let (routing, routing_updates) = watch::channel(Arc::new(snapshot));
+    let (report_sender, reports) = mpsc::unbounded_channel();
+    let sink = FakeSink::new(report_sender);
+    sink.set_completion(completion);
+    let source = FakeSource::new();
+    let committer = FakeCommitter::new();
+    let stats = Arc::new(PipelineStats::default());
+    let mut config = PipelineConfig::new("processor-under-test", DLQ);
+    config.commit_policy.max_interval = Duration::from_millis(10);
+    config.retry.initial_backoff = Duration::from_millis(5);
+    config.retry.max_backoff = Duration::from_millis(20);
+    config.drain_timeout = Duration::from_secs(2);
+    configure(&mut config);
+    let (stop, shutdown) = watch::channel(false);
+    let parts = PipelineParts {
+        source: source.clone(),
+        sink: sink.clone(),
+        reports,
+        committer: committer.clone(),
+        registry: Arc::clone(&registry),
+        routing: routing_updates,
+        clock: Arc::new(FixedClock),
+        stats: Arc::clone(&stats),
+    };
+    let run = tokio::spawn(pipeline::run(config, parts, shutdown));
+    source.push_assigned(vec![partition(0), partition(1)]);
+    Harness {
+        source,
+        sink,
+        committer,
+        stats,
+        encoder,
+        routing,
+        registry,
+        stop,
+        run,
+    }
+}
+
+impl Harness {
+    fn event(&self, tenant: &str, destination: &str, payload: &str) -> Vec<u8> {
+        self.encoder.encode_to_vec(&ProducerToProcessor {
+            origin_service_id: format!("{tenant}-1"),
+            origin_service_type: tenant.to_owned(),
+            destination_service_type: destination.to_owned(),
+            event_timestamp: 1_650_000_000_000,
+            payload: payload.to_owned(),
+        })
+    }
+
+    fn record(&self, partition: i32, offset: i64, value: Option<Vec<u8>>) -> InboundRecord {
+        InboundRecord {
+            topic: Arc::from(INPUT),
+            partition,
+            offset,
+            key: Some(format!("key-{offset}").into_bytes()),
+            payload: value,
+            timestamp_ms: None,
+        }
+    }
+
+    async fn wait_sent(&self, count: usize) {
+        let waited = tokio::time::timeout(WAIT, async {
+            while self.sink.sent().len() < count {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "expected {count} sent records, got {}",
+            self.sink.sent().len()
+        );
+    }
+
+    async fn stop(self) -> RunSummary {
+        self.stop.send(true).expect("pipeline listens");
+        tokio::time::timeout(WAIT, self.run)
+            .await
+            .expect("pipeline stops in time")
+            .expect("pipeline task does not panic")
+            .expect("pipeline run succeeds")
+    }
+}
+
+fn header<'a>(record: &'a kafka_adapters::OutboundRecord, name: &str) -> Option<&'a str> {
+    record
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
+#[tokio::test]
+async fn routes_every_event_to_its_destination_topic_with_the_input_key() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "MARKETING", "a"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "finance", "b"))),
+        harness.record(1, 0, Some(harness.event("MARKETING", "Marketing", "c"))),
+    ]);
+    harness.wait_sent(3).await;
+    let sent = harness.sink.sent();
+    let decoder = OutputDecoder::new();
+    let output_id =
+        avro_codec::InputDecoder::schema_id_of(&sent[0].record.payload).expect("framed");
+    decoder
+        .add_writer_schema(output_id, avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA)
+        .expect("output schema");
+    let routed: Vec<(String, String, String)> = sent
+        .iter()
+        .map(|sent| {
+            let output = decoder.decode(&sent.record.payload).expect("decodes");
+            assert_eq!(output.processor_service_id, "processor-under-test");
+            assert_eq!(output.processor_event_timestamp, 1_700_000_000_000);
+            assert_eq!(output.producer_event_timestamp, 1_650_000_000_000);
+            (
+                sent.record.topic.to_string(),
+                String::from_utf8(sent.record.key.clone().expect("keyed")).expect("utf-8"),
+                output.payload,
+            )
+        })
+        .collect();
+    assert_eq!(
+        routed,
+        vec![
+            ("processor.to.marketing".into(), "key-0".into(), "a".into()),
+            ("processor.to.finance".into(), "key-1".into(), "b".into()),
+            ("processor.to.marketing".into(), "key-0".into(), "c".into()),
+        ]
+    );
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    assert!(harness.committer.wait_for(&partition(1), 1, WAIT).await);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn does_not_commit_past_an_unacknowledged_output() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    let records = (0..3)
+        .map(|offset| harness.record(0, offset, Some(harness.event("FINANCE", "FINANCE", "x"))))
+        .collect();
+    harness.source.push_records(records);
+    harness.wait_sent(3).await;
+    let tags = harness.sink.held_tags();
+    // Deliveries complete out of order: offsets 1 and 2 before 0.
+    assert!(harness.sink.ack(tags[2]));
+    assert!(harness.sink.ack(tags[1]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        harness.committer.committed(&partition(0)),
+        None,
+        "offset 0 is still in flight, nothing may be committed"
+    );
+    assert!(harness.sink.ack(tags[0]));
+    assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn fan_out_commits_only_when_every_copy_is_acknowledged() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "AUDIT", "x")),
+    )]);
+    harness.wait_sent(2).await;
+    let sent = harness.sink.sent();
+    let topics: Vec<&str> = sent.iter().map(|sent| &*sent.record.topic).collect();
+    assert_eq!(topics, ["processor.to.audit-a", "processor.to.audit-b"]);
+    assert!(harness.sink.ack(sent[0].tag));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(harness.committer.committed(&partition(0)), None);
+    assert!(harness.sink.ack(sent[1].tag));
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn advances_offset_past_poison_messages_only_after_the_dead_letter_is_acknowledged() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    let garbage = b"\x07not avro at all".to_vec();
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(garbage.clone())),
+        harness.record(0, 1, Some(harness.event("FINANCE", "FINANCE", "good"))),
+    ]);
+    harness.wait_sent(2).await;
+    let sent = harness.sink.sent();
+    let dead_letter = &sent[0].record;
+    assert_eq!(&*dead_letter.topic, DLQ);
+    assert_eq!(dead_letter.payload, garbage, "original bytes are kept");
+    assert_eq!(dead_letter.key.as_deref(), Some(&b"key-0"[..]));
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::REASON),
+        Some("undecodable")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::SOURCE_TOPIC),
+        Some(INPUT)
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::SOURCE_PARTITION),
+        Some("0")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::SOURCE_OFFSET),
+        Some("0")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::PROCESSOR_ID),
+        Some("processor-under-test")
+    );
+    assert!(
+        header(dead_letter, dead_letter_headers::ERROR)
+            .is_some_and(|text| text.contains("magic byte"))
+    );
+    assert_eq!(
+        &*sent[1].record.topic, "processor.to.finance",
+        "the stream continues"
+    );
+
+    assert!(harness.sink.ack(sent[1].tag));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        harness.committer.committed(&partition(0)),
+        None,
+        "DLQ write not acknowledged yet"
+    );
+    assert!(harness.sink.ack(sent[0].tag));
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_unauthorized_unknown_missing_and_oversized_events() {
+    let harness = start(Completion::AckImmediately, |config| {
+        config.max_record_bytes = 200
+    })
+    .await;
+    let schema_id = avro_codec::InputDecoder::schema_id_of(&harness.event("A", "B", "c"))
+        .expect("framed")
+        .0
+        .to_string();
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("MARKETING", "FINANCE", "denied"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "SALES", "unknown"))),
+        harness.record(0, 2, None),
+        harness.record(
+            0,
+            3,
+            Some(harness.event("FINANCE", "FINANCE", &"x".repeat(300))),
+        ),
+        harness.record(0, 4, Some(harness.event("FINANCE", "FINANCE", "fine"))),
+    ]);
+    harness.wait_sent(5).await;
+    let sent = harness.sink.sent();
+    let reasons: Vec<Option<&str>> = sent
+        .iter()
+        .map(|sent| header(&sent.record, dead_letter_headers::REASON))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            Some("unauthorized"),
+            Some("unknown-destination"),
+            Some("missing-value"),
+            Some("too-large"),
+            None
+        ]
+    );
+    assert_eq!(
+        header(&sent[0].record, dead_letter_headers::SCHEMA_ID),
+        Some(schema_id.as_str())
+    );
+    assert!(sent[..4].iter().all(|sent| &*sent.record.topic == DLQ));
+    assert!(harness.committer.wait_for(&partition(0), 5, WAIT).await);
+    assert_eq!(harness.stats.dead_lettered_total(), 4);
+    assert_eq!(harness.stats.routed.load(Relaxed), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn retries_failed_deliveries_and_commits_once_delivered() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.sink.fail_next(3, true);
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    assert_eq!(
+        harness.sink.sent().len(),
+        4,
+        "three failures, then a delivery"
+    );
+    assert_eq!(harness.stats.produce_retries.load(Relaxed), 3);
+    assert_eq!(harness.stats.routed.load(Relaxed), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn stuck_record_blocks_its_partition_and_is_reported() {
+    let harness = start(Completion::AckImmediately, |config| config.retry.budget = 2).await;
+    harness
+        .sink
+        .fail_records_where(|record| &*record.topic == "processor.to.marketing", true);
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "ok"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "MARKETING", "stuck"))),
+        harness.record(0, 2, Some(harness.event("FINANCE", "FINANCE", "ok"))),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    tokio::time::timeout(WAIT, async {
+        while harness.stats.stuck_records.load(Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the record is reported stuck");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        harness.committer.committed(&partition(0)),
+        Some(1),
+        "never past the stuck offset 1"
+    );
+    harness.sink.clear_failure_rules();
+    assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
+    assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn queue_full_is_retried_without_losing_the_record() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.sink.reject_next_with_queue_full(2);
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    assert_eq!(harness.stats.routed.load(Relaxed), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_drains_in_flight_records_and_answers_their_positions() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    harness.source.push_records(vec![
+        harness.record(1, 10, Some(harness.event("FINANCE", "FINANCE", "x"))),
+        harness.record(1, 11, Some(harness.event("FINANCE", "FINANCE", "y"))),
+    ]);
+    harness.wait_sent(2).await;
+    let revoke = harness.source.push_revoke(vec![partition(1)]);
+    let sink = harness.sink.clone();
+    let acker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        sink.ack_all()
+    });
+    let positions = tokio::time::timeout(WAIT, revoke.answer())
+        .await
+        .expect("revoke answered")
+        .expect("positions returned");
+    assert_eq!(acker.await.expect("acker"), 2);
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].partition, partition(1));
+    assert_eq!(positions[0].offset, 12);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn lost_partition_is_dropped_without_commit() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    harness.source.push_records(vec![harness.record(
+        1,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    harness.wait_sent(1).await;
+    harness.source.push_lost(vec![partition(1)]);
+    harness.source.wait_drained().await;
+    harness.sink.ack_all();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(harness.committer.committed(&partition(1)), None);
+    let summary = harness.stop().await;
+    assert_eq!(summary.abandoned_in_flight, 0);
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_commits_everything_acknowledged() {
+    let harness = start(Completion::Hold, |config| {
+        config.commit_policy.max_interval = Duration::from_secs(3600);
+        config.commit_policy.max_completions = 1_000_000;
+    })
+    .await;
+    harness.source.push_records(
+        (0..5)
+            .map(|offset| harness.record(0, offset, Some(harness.event("FINANCE", "FINANCE", "x"))))
+            .collect(),
+    );
+    harness.wait_sent(5).await;
+    let sink = harness.sink.clone();
+    let committer = harness.committer.clone();
+    harness.stop.send(true).expect("pipeline listens");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sink.ack_all(), 5, "records are drained, not abandoned");
+    let summary = tokio::time::timeout(WAIT, harness.run)
+        .await
+        .expect("stops")
+        .expect("no panic")
+        .expect("run ok");
+    assert_eq!(summary.abandoned_in_flight, 0);
+    assert!(summary.final_commit_ok);
+    assert_eq!(committer.committed(&partition(0)), Some(5));
+}
+
+#[tokio::test]
+async fn in_flight_records_are_bounded() {
+    let harness = start(Completion::Hold, |config| config.max_in_flight = 10).await;
+    for batch in 0..10 {
+        harness.source.push_records(
+            (0..5)
+                .map(|index| {
+                    harness.record(
+                        0,
+                        batch * 5 + index,
+                        Some(harness.event("FINANCE", "FINANCE", "x")),
+                    )
+                })
+                .collect(),
+        );
+    }
+    harness.wait_sent(10).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(harness.sink.sent().len(), 10, "reading stops at the bound");
+    assert_eq!(harness.sink.ack_all(), 10);
+    harness.wait_sent(20).await;
+    while harness.sink.sent().len() < 50 {
+        harness.sink.ack_all();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    harness.sink.ack_all();
+    assert!(harness.committer.wait_for(&partition(0), 50, WAIT).await);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn registry_outage_holds_the_stream_instead_of_dead_lettering() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.registry.failures.store(3, Relaxed);
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    assert_eq!(harness.stats.registry_failures.load(Relaxed), 3);
+    assert_eq!(harness.stats.dead_lettered_total(), 0);
+    assert_eq!(harness.stats.routed.load(Relaxed), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn new_routing_table_applies_to_records_decided_after_the_swap() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "before")),
+    )]);
+    harness.wait_sent(1).await;
+    let rerouted = ROUTING.replace(
+        r#"outputs = [{ topic = "processor.to.finance" }]"#,
+        r#"outputs = [{ topic = "processor.to.finance-v2" }]"#,
+    );
+    let snapshot = RoutingSnapshot::resolve(
+        Router::from_toml_str(&rerouted).expect("valid"),
+        &*harness.registry,
+        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
+        true,
+    )
+    .await
+    .expect("resolves");
+    harness
+        .routing
+        .send(Arc::new(snapshot))
+        .expect("pipeline listens");
+    harness.source.push_records(vec![harness.record(
+        0,
+        1,
+        Some(harness.event("FINANCE", "FINANCE", "after")),
+    )]);
+    harness.wait_sent(2).await;
+    let topics: Vec<String> = harness
+        .sink
+        .sent()
+        .iter()
+        .map(|sent| sent.record.topic.to_string())
+        .collect();
+    assert_eq!(topics, ["processor.to.finance", "processor.to.finance-v2"]);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn source_failure_stops_the_pipeline_with_an_error() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness
+        .source
+        .push_error(kafka_adapters::AdapterError::Injected {
+            what: "consumer died".to_owned(),
+            retriable: false,
+        });
+    let outcome = tokio::time::timeout(WAIT, harness.run)
+        .await
+        .expect("stops")
+        .expect("no panic");
+    assert!(outcome.is_err());
+}
