@@ -504,3 +504,136 @@ async fn reading_a_missing_topic_says_so() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_partition_precede_its_revoke() {
+    let stack = require_stack!();
+    let config = kafka_config(&stack);
+    let admin = kafka_admin(&config).expect("admin");
+    let topic = create_topic(&admin, 4).await;
+    let group = unique_name("ka-group");
+    let (report_sender, mut reports) = mpsc::unbounded_channel();
+    // One record per batch: see `revoke_commits_the_positions_the_pipeline_returns`.
+    let one_record_batches = config.clone().with("batch.num.messages", "1");
+    let sink = kafka_producer(&one_record_batches, report_sender).expect("producer");
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for report in produce(&sink, &mut reports, &topic, 0..200).await {
+        let delivered = report.result.expect("delivered");
+        let end = ends.entry(delivered.partition).or_insert(0);
+        *end = (*end).max(delivered.offset + 1);
+    }
+
+    // Small batches and a small channel, not read while the second member joins: the consumer
+    // thread is blocked mid-stream when the rebalance comes.
+    let settings = ConsumerSettings {
+        batch_max: 5,
+        channel_capacity: 2,
+        ..consumer_settings(&group, &topic)
+    };
+    let (mut first, _first_committer) = kafka_consumer(&config, settings.clone()).expect("first");
+    let event = timeout(PATIENCE, first.next_event())
+        .await
+        .expect("assigned")
+        .expect("open");
+    assert!(
+        matches!(event, SourceEvent::Assigned(ref p) if p.len() == 4),
+        "{event:?}"
+    );
+    // Read until every partition has shown records, so whichever partitions get revoked have
+    // a position to answer with; the rest stays queued in the consumer.
+    let mut seen_before_revoke: Vec<InboundRecord> = Vec::new();
+    while positions_after(&seen_before_revoke).len() < 4 {
+        match timeout(PATIENCE, first.next_event())
+            .await
+            .expect("records")
+            .expect("open")
+        {
+            SourceEvent::Records(batch) => seen_before_revoke.extend(batch),
+            other => panic!("expected records: {other:?}"),
+        }
+    }
+    let (mut second, _second_committer) = kafka_consumer(&config, settings).expect("second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (revoked, answered) = loop {
+        match timeout(PATIENCE, first.next_event())
+            .await
+            .expect("revoke comes")
+            .expect("open")
+        {
+            SourceEvent::Records(batch) => seen_before_revoke.extend(batch),
+            SourceEvent::Revoked { partitions, reply } => {
+                let answered: Vec<CommitPosition> = positions_after(&seen_before_revoke)
+                    .into_iter()
+                    .filter(|position| partitions.contains(&position.partition))
+                    .collect();
+                reply.commit(answered.clone());
+                break (partitions, answered);
+            }
+            other => panic!("unexpected before the revoke: {other:?}"),
+        }
+    };
+
+    assert!(
+        !answered.is_empty(),
+        "the revoked partitions had records before the revoke"
+    );
+    eprintln!(
+        "before the revoke: {} records, {} partitions revoked, answered {answered:?}",
+        seen_before_revoke.len(),
+        revoked.len()
+    );
+
+    // The new owner continues exactly where the revoked member stopped: no gap, no repeat.
+    let resume_at = |partition: &TopicPartition| {
+        answered
+            .iter()
+            .find(|position| &position.partition == partition)
+            .map_or(0, |position| position.offset)
+    };
+    let unfinished: Vec<&TopicPartition> = revoked
+        .iter()
+        .filter(|partition| resume_at(partition) < ends[&partition.partition])
+        .collect();
+    let mut first_seen_by_second: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    while unfinished
+        .iter()
+        .any(|partition| !first_seen_by_second.contains_key(*partition))
+    {
+        match timeout(PATIENCE, second.next_event())
+            .await
+            .expect("records")
+            .expect("open")
+        {
+            SourceEvent::Records(batch) => {
+                for record in batch {
+                    first_seen_by_second
+                        .entry(record.topic_partition())
+                        .or_insert(record.offset);
+                }
+            }
+            SourceEvent::Assigned(_) => {}
+            other => panic!("unexpected on the new owner: {other:?}"),
+        }
+    }
+    for partition in unfinished {
+        assert_eq!(
+            first_seen_by_second[partition],
+            resume_at(partition),
+            "{partition}"
+        );
+    }
+
+    // And the revoked member gets nothing more of those partitions.
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(event) = tokio::time::timeout_at(quiet, first.next_event()).await {
+        if let Ok(SourceEvent::Records(batch)) = event {
+            for record in batch {
+                assert!(
+                    !revoked.contains(&record.topic_partition()),
+                    "{record:?} after revoke"
+                );
+            }
+        }
+    }
+}
