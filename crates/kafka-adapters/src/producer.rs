@@ -112,12 +112,19 @@ impl RecordSink for KafkaRecordSink {
         let producer = Arc::clone(&self.producer);
         async move {
             run_blocking("flushing the producer", move || {
-                producer
-                    .flush(timeout)
-                    .map_err(|_| AdapterError::FlushTimeout {
-                        timeout,
-                        pending: usize::try_from(producer.in_flight_count()).unwrap_or(0),
-                    })
+                producer.flush(timeout).map_err(|error| match error {
+                    KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut) => {
+                        AdapterError::FlushTimeout {
+                            timeout,
+                            pending: usize::try_from(producer.in_flight_count()).unwrap_or(0),
+                        }
+                    }
+                    error => AdapterError::Request {
+                        operation: "flushing the producer",
+                        topic: None,
+                        source: Box::new(error),
+                    },
+                })
             })
             .await
         }

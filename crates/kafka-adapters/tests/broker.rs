@@ -637,3 +637,34 @@ async fn records_of_a_partition_precede_its_revoke() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_times_out_and_dropping_the_sink_reports_what_was_pending() {
+    let stack = require_stack!();
+    // A record for a missing topic waits in librdkafka for the topic to appear.
+    let config = kafka_config(&stack)
+        .with("allow.auto.create.topics", "false")
+        .with("topic.metadata.propagation.max.ms", "60000")
+        .with("message.timeout.ms", "60000");
+    let (report_sender, mut reports) = mpsc::unbounded_channel();
+    let sink = kafka_producer(&config, report_sender).expect("producer");
+    let record = outbound(&unique_name("ka-missing"), 1);
+    sink.send(record.clone(), 5).expect("enqueued");
+
+    let error = sink
+        .flush(Duration::from_millis(300))
+        .await
+        .expect_err("the record cannot be delivered yet");
+    assert!(
+        matches!(error, AdapterError::FlushTimeout { pending: 1, .. }),
+        "{error}"
+    );
+    assert!(reports.try_recv().is_err(), "no report yet");
+
+    drop(sink);
+    let report = reports.try_recv().expect("dropping purges and reports");
+    assert_eq!(report.tag, 5);
+    let failure = report.result.expect_err("purged");
+    assert_eq!(failure.record, record);
+    assert!(failure.retriable, "{}", failure.error);
+}
