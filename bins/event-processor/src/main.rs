@@ -7,7 +7,7 @@ mod settings;
 use anyhow::{Context, Result, bail};
 use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use clap::Parser;
-use kafka_adapters::{ConsumerSettings, KafkaConfig, TopicAdmin, TopicSpec};
+use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
 use offset_tracker::CommitPolicy;
 use pipeline::{
     PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock,
@@ -66,12 +66,9 @@ fn init_logging(log: &settings::LogSettings) {
 
 async fn run(settings: Settings) -> Result<()> {
     let router = load_router(&settings)?;
-    let kafka = KafkaConfig {
-        bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
-        properties: settings.kafka.properties.clone(),
-    };
+    let shared = settings.kafka.client(&Default::default());
     let admin =
-        kafka_adapters::kafka_admin(&kafka).context("cannot create the Kafka admin client")?;
+        kafka_adapters::kafka_admin(&shared).context("cannot create the Kafka admin client")?;
     ensure_topics(&admin, &router, &settings).await?;
 
     let registry = CachedRegistry::new(
@@ -89,11 +86,13 @@ async fn run(settings: Settings) -> Result<()> {
     let (_routing_updates, routing) = watch::channel(Arc::new(snapshot));
 
     let (report_sender, reports) = mpsc::unbounded_channel();
-    let sink = kafka_adapters::kafka_producer(&kafka, report_sender)
+    let producer_config = settings.kafka.client(&settings.kafka.producer_properties);
+    let sink = kafka_adapters::kafka_producer(&producer_config, report_sender)
         .context("cannot create the Kafka producer")?;
     let drain_timeout = Duration::from_millis(settings.pipeline.drain_timeout_ms);
+    let consumer_config = settings.kafka.client(&settings.kafka.consumer_properties);
     let (source, committer) = kafka_adapters::kafka_consumer(
-        &kafka,
+        &consumer_config,
         ConsumerSettings {
             group_id: settings.kafka.group_id.clone(),
             topics: vec![settings.kafka.input_topic.clone()],

@@ -54,6 +54,12 @@ pub(crate) struct Cli {
     /// Extra librdkafka property for consumer and producer, `key=value`; repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     pub(crate) kafka_properties: Vec<String>,
+    /// Extra librdkafka property for the consumer only, `key=value`; repeatable.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    pub(crate) consumer_properties: Vec<String>,
+    /// Extra librdkafka property for the producer only, `key=value`; repeatable.
+    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    pub(crate) producer_properties: Vec<String>,
     /// Create missing output and dead-letter topics at start instead of refusing to start.
     #[arg(long)]
     pub(crate) create_missing_topics: bool,
@@ -80,9 +86,15 @@ pub(crate) struct KafkaSettings {
     pub(crate) dead_letter_topic: String,
     pub(crate) create_missing_topics: bool,
     pub(crate) topic_partitions: i32,
-    /// librdkafka properties for every client (security, batching, compression, timeouts).
+    /// librdkafka properties for every client (security, timeouts).
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only (group timeouts, fetch sizes).
+    #[serde(default)]
+    pub(crate) consumer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only (batching, compression, acks).
+    #[serde(default)]
+    pub(crate) producer_properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,15 +231,21 @@ impl Settings {
             .context("cannot read the configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
-        for property in &cli.kafka_properties {
-            let Some((key, value)) = property.split_once('=') else {
-                bail!("--kafka-property `{property}` is not KEY=VALUE");
-            };
-            settings
-                .kafka
-                .properties
-                .insert(key.trim().to_owned(), value.trim().to_owned());
-        }
+        add_properties(
+            &mut settings.kafka.properties,
+            &cli.kafka_properties,
+            "--kafka-property",
+        )?;
+        add_properties(
+            &mut settings.kafka.consumer_properties,
+            &cli.consumer_properties,
+            "--consumer-property",
+        )?;
+        add_properties(
+            &mut settings.kafka.producer_properties,
+            &cli.producer_properties,
+            "--producer-property",
+        )?;
         settings.validate()?;
         Ok(settings)
     }
@@ -260,6 +278,35 @@ impl Settings {
             bail!("pipeline.commit_every must be at least 1");
         }
         Ok(())
+    }
+}
+
+fn add_properties(
+    properties: &mut BTreeMap<String, String>,
+    flags: &[String],
+    flag_name: &str,
+) -> Result<()> {
+    for property in flags {
+        let Some((key, value)) = property.split_once('=') else {
+            bail!("{flag_name} `{property}` is not KEY=VALUE");
+        };
+        properties.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok(())
+}
+
+impl KafkaSettings {
+    /// Client settings for one role: the shared properties, then that role's own.
+    pub(crate) fn client(
+        &self,
+        role_properties: &BTreeMap<String, String>,
+    ) -> kafka_adapters::KafkaConfig {
+        let mut properties = self.properties.clone();
+        properties.extend(role_properties.clone());
+        kafka_adapters::KafkaConfig {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            properties,
+        }
     }
 }
 

@@ -1,0 +1,397 @@
+//! A private world per test on the real stack: its own topics, group, routing file and schemas,
+//! the processor binary as a child process, and readers that check what landed where.
+
+#![allow(dead_code, unreachable_pub)]
+
+use avro_codec::{
+    CachedRegistry, HttpSchemaRegistry, InputEncoder, OutputDecoder, RegistryClientConfig,
+};
+use kafka_adapters::{
+    KafkaConfig, OutboundRecord, ReadUntil, RecordSink, TopicAdmin, TopicRecord, TopicSpec,
+    read_topic,
+};
+use router_core::{ProcessorToConsumer, ProducerToProcessor};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::{FAST_GROUP_PROPERTIES, Stack, unique_name};
+
+pub const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
+pub const TENANTS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
+
+/// One test's topics, group and config.
+pub struct World {
+    pub stack: Stack,
+    pub kafka: KafkaConfig,
+    pub input: String,
+    pub outputs: BTreeMap<&'static str, String>,
+    pub dead_letter: String,
+    pub group: String,
+    pub routing_file: PathBuf,
+    pub registry: CachedRegistry<HttpSchemaRegistry>,
+    pub encoder: InputEncoder,
+    log_dir: PathBuf,
+}
+
+/// An event the test produced, identified by a unique payload id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SentEvent {
+    pub id: String,
+    pub tenant: &'static str,
+    pub destination: String,
+}
+
+impl World {
+    pub async fn new(stack: Stack, name: &str, partitions: i32) -> World {
+        let prefix = unique_name(name);
+        let input = format!("{prefix}.in");
+        let outputs: BTreeMap<&'static str, String> = DESTINATIONS
+            .iter()
+            .map(|destination| {
+                (
+                    *destination,
+                    format!("{prefix}.to.{}", destination.to_lowercase()),
+                )
+            })
+            .collect();
+        let dead_letter = format!("{prefix}.dlq");
+        let kafka = KafkaConfig::new(stack.kafka_bootstrap.clone());
+        let admin = kafka_adapters::kafka_admin(&kafka).expect("admin client");
+        let specs: Vec<TopicSpec> = std::iter::once(&input)
+            .chain(outputs.values())
+            .chain(std::iter::once(&dead_letter))
+            .map(|name| TopicSpec {
+                name: name.clone(),
+                partitions,
+                replication: 1,
+            })
+            .collect();
+        admin.create_topics(&specs).await.expect("topics created");
+
+        let log_dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&log_dir).expect("test dir");
+        let routing_file = log_dir.join("routing.toml");
+        std::fs::write(&routing_file, routing_toml(&outputs)).expect("routing file");
+
+        let registry = CachedRegistry::new(
+            HttpSchemaRegistry::new(RegistryClientConfig::new(stack.registry_url.clone()))
+                .expect("registry client"),
+        );
+        let encoder = InputEncoder::register(&registry, &format!("{input}-value"))
+            .await
+            .expect("input schema registered");
+        World {
+            stack,
+            kafka,
+            input,
+            outputs,
+            dead_letter,
+            group: format!("{prefix}.group"),
+            routing_file,
+            registry,
+            encoder,
+            log_dir,
+        }
+    }
+
+    pub fn event_value(&self, tenant: &str, destination: &str, id: &str) -> Vec<u8> {
+        self.encoder.encode_to_vec(&ProducerToProcessor {
+            origin_service_id: format!("{}-svc", tenant.to_lowercase()),
+            origin_service_type: tenant.to_owned(),
+            destination_service_type: destination.to_owned(),
+            event_timestamp: now_ms(),
+            payload: format!("dummy-payload {id}"),
+        })
+    }
+
+    /// `count` events, round-robin over tenants and destinations (every pair appears).
+    pub fn plan_events(&self, tag: &str, count: usize) -> Vec<SentEvent> {
+        (0..count)
+            .map(|index| SentEvent {
+                id: format!("{tag}-{index}"),
+                tenant: TENANTS[index % TENANTS.len()],
+                destination: DESTINATIONS[(index / TENANTS.len()) % DESTINATIONS.len()].to_owned(),
+            })
+            .collect()
+    }
+
+    /// Produces `events` to the input topic and waits until the broker acknowledged all of them.
+    pub async fn produce(&self, events: &[SentEvent]) {
+        let records = events
+            .iter()
+            .map(|event| {
+                let key = format!("{}-svc:{}", event.tenant.to_lowercase(), event.destination);
+                (
+                    Some(key.into_bytes()),
+                    self.event_value(event.tenant, &event.destination, &event.id),
+                )
+            })
+            .collect();
+        self.produce_raw(records).await;
+    }
+
+    /// Produces raw values (e.g. poison) to the input topic and waits for every acknowledgement.
+    pub async fn produce_raw(&self, records: Vec<(Option<Vec<u8>>, Vec<u8>)>) {
+        let (reports_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let sink = kafka_adapters::kafka_producer(&self.kafka, reports_sender).expect("producer");
+        let topic: Arc<str> = Arc::from(self.input.as_str());
+        let total = records.len();
+        let mut pending = records.into_iter().enumerate().collect::<Vec<_>>();
+        let mut acknowledged = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acknowledged < total {
+            assert!(
+                Instant::now() < deadline,
+                "producing timed out: {acknowledged}/{total}"
+            );
+            let mut rejected = Vec::new();
+            for (tag, (key, payload)) in pending.drain(..) {
+                let record = OutboundRecord {
+                    topic: Arc::clone(&topic),
+                    key,
+                    payload,
+                    headers: Vec::new(),
+                };
+                if let Err(refused) = sink.send(record, tag) {
+                    rejected.push((tag, (refused.record.key, refused.record.payload)));
+                }
+            }
+            pending = rejected;
+            let wait = if pending.is_empty() {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_millis(10)
+            };
+            match tokio::time::timeout(wait, reports.recv()).await {
+                Ok(Some(report)) => match report.result {
+                    Ok(_) => acknowledged += 1,
+                    Err(failure) => {
+                        pending.push((report.tag, (failure.record.key, failure.record.payload)))
+                    }
+                },
+                Ok(None) => panic!("producer reports closed"),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Starts the processor binary on this world's topics.
+    pub fn start_processor(&self, processor_id: &str) -> Processor {
+        let log_path = self.log_dir.join(format!("{processor_id}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_event-processor"));
+        command
+            .args(["--processor-id", processor_id])
+            .args(["--bootstrap-servers", &self.stack.kafka_bootstrap])
+            .args(["--schema-registry-url", &self.stack.registry_url])
+            .args(["--input-topic", &self.input])
+            .args(["--group-id", &self.group])
+            .args(["--dead-letter-topic", &self.dead_letter])
+            .arg("--routing-file")
+            .arg(&self.routing_file)
+            .args(["--log-level", "info"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (key, value) in FAST_GROUP_PROPERTIES {
+            command.args(["--consumer-property", &format!("{key}={value}")]);
+        }
+        command.args(["--producer-property", "linger.ms=5"]);
+        let child = command.spawn().expect("processor starts");
+        Processor {
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    /// Reads `topic` until at least `count` records are there.
+    pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<TopicRecord> {
+        match read_topic(&self.kafka, topic, ReadUntil::Count(count), timeout).await {
+            Ok(records) => records,
+            Err(error) => panic!("reading {count} records of {topic}: {error}"),
+        }
+    }
+
+    /// Everything in `topic` now.
+    pub async fn read_all(&self, topic: &str) -> Vec<TopicRecord> {
+        read_topic(&self.kafka, topic, ReadUntil::End, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|error| panic!("reading {topic}: {error}"))
+    }
+
+    /// Decodes every routed record of every output topic: (destination, output record, key).
+    pub async fn routed(
+        &self,
+        expected: usize,
+    ) -> Vec<(&'static str, ProcessorToConsumer, String)> {
+        let decoder = OutputDecoder::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut routed = Vec::new();
+            for (destination, topic) in &self.outputs {
+                for record in self.read_all(topic).await {
+                    let value = record.payload.expect("output has a value");
+                    let schema_id = avro_codec::InputDecoder::schema_id_of(&value).expect("framed");
+                    if !decoder.is_loaded(schema_id) {
+                        decoder
+                            .load(schema_id, &self.registry)
+                            .await
+                            .expect("schema loads");
+                    }
+                    let output = decoder.decode(&value).expect("output decodes");
+                    let key = String::from_utf8(record.key.unwrap_or_default()).expect("utf-8 key");
+                    routed.push((*destination, output, key));
+                }
+            }
+            if routed.len() >= expected || Instant::now() > deadline {
+                return routed;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The group's committed position per input partition.
+    pub async fn committed(&self) -> Vec<(i32, Option<i64>)> {
+        let admin = kafka_adapters::kafka_admin(&self.kafka).expect("admin");
+        admin
+            .committed_positions(&self.group, &self.input)
+            .await
+            .expect("committed positions")
+    }
+
+    /// Input records per partition (the position a fully committed group has).
+    pub async fn input_ends(&self) -> BTreeMap<i32, i64> {
+        let mut ends = BTreeMap::new();
+        for record in self.read_all(&self.input).await {
+            let end = ends.entry(record.partition).or_insert(0);
+            *end = (*end).max(record.offset + 1);
+        }
+        ends
+    }
+}
+
+/// The processor binary under test.
+pub struct Processor {
+    child: Option<Child>,
+    pub log_path: PathBuf,
+}
+
+impl Processor {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// SIGKILL: no drain, no commit, as in a crash.
+    pub fn crash(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("processor did not stop within 60 s; log: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits until the log shows the processor owns partitions.
+    pub async fn wait_assigned(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.log().contains("Partitions assigned") {
+            assert!(
+                Instant::now() < deadline,
+                "no assignment within 60 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Processor {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn routing_toml(outputs: &BTreeMap<&'static str, String>) -> String {
+    let mut toml = String::from("version = 1\n");
+    for (destination, topic) in outputs {
+        toml.push_str(&format!(
+            "[destinations.{destination}]\noutputs = [{{ topic = \"{topic}\" }}]\n"
+        ));
+    }
+    toml.push_str(
+        r#"[policy]
+mode = "deny-by-default"
+[[policy.allow]]
+origin_service_type = "FINANCE"
+destinations = ["*"]
+[[policy.allow]]
+origin_service_type = "MARKETING"
+destinations = ["MARKETING", "FINANCE"]
+[[policy.allow]]
+origin_service_type = "LOGISTICS"
+destinations = ["*"]
+"#,
+    );
+    toml
+}
+
+/// Whether the routing policy above lets `tenant` reach `destination`.
+pub fn allowed(tenant: &str, destination: &str) -> bool {
+    !(tenant == "MARKETING" && destination == "LOGISTICS")
+}
+
+pub fn payload_id(payload: &str) -> &str {
+    payload.strip_prefix("dummy-payload ").unwrap_or(payload)
+}
+
+pub fn header<'a>(record: &'a TopicRecord, name: &str) -> Option<&'a str> {
+    record
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
