@@ -378,7 +378,8 @@ fn writer_union_null_cannot_be_read_as_a_reader_string() {
 #[test]
 fn framing_errors_are_poison_and_name_the_problem() {
     let decoder = input_decoder_with_reader_schema(1);
-    let cases: [(&[u8], fn(&CodecError) -> bool); 3] = [
+    type Expected = fn(&CodecError) -> bool;
+    let cases: [(&[u8], Expected); 3] = [
         (&[], |e| matches!(e, CodecError::Empty)),
         (&[0, 0, 0], |e| matches!(e, CodecError::TooShort { len: 3 })),
         (b"{\"json\":1}", |e| {

@@ -11,9 +11,9 @@ use std::{
 };
 
 use avro_codec::{
-    CachedRegistry, CodecError, HttpSchemaRegistry, InputDecoder, OutputDecoder, OutputEncoder,
-    PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ReadPath, RegistryClientConfig,
-    RegistryError, SchemaId, SchemaRegistry,
+    CaCert, CachedRegistry, CodecError, HttpSchemaRegistry, InputDecoder, OutputDecoder,
+    OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ReadPath,
+    RegistryClientConfig, RegistryError, SchemaId, SchemaRegistry,
 };
 use fixture_server::FixtureServer;
 use support::*;
@@ -137,7 +137,8 @@ async fn gives_up_after_max_retries_with_a_transient_error() {
 
 #[tokio::test]
 async fn does_not_retry_4xx() {
-    let cases: [(&str, fn(&RegistryError) -> bool); 3] = [
+    type Expected = fn(&RegistryError) -> bool;
+    let cases: [(&str, Expected); 3] = [
         ("register_incompatible", |e| {
             matches!(e, RegistryError::Incompatible { subject, message }
                 if subject == "processor.to.consumer-value" && message.contains("incompatible"))
@@ -293,6 +294,17 @@ async fn non_registry_answer_is_an_invalid_response() {
     );
     assert!(!err.is_transient());
     server.assert_all_served();
+}
+
+#[test]
+fn trusts_an_extra_ca_certificate_from_a_file_or_pem_bytes() {
+    // A public root (ISRG Root X1) stands in for a private registry CA.
+    let path = format!("{}/tests/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read(&path).expect("fixture CA certificate");
+    for ca in [CaCert::Path(path.into()), CaCert::Pem(pem)] {
+        let config = RegistryClientConfig::new("https://registry.example:8081").with_ca_cert(ca);
+        HttpSchemaRegistry::new(config).expect("client with an extra CA builds");
+    }
 }
 
 // ---- a registry that is down or slow ----

@@ -25,7 +25,7 @@ pub const GOLDEN_INPUT_HEX: &str = "00000000011470726f64756365722d310e46494e414e
 pub const GOLDEN_OUTPUT_HEX: &str = "00000000021470726f64756365722d31226576656e742d70726f636573736f722d31124d41524b4554494e4780d0cfba8560f6d1cfba85600278";
 
 pub fn hex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd hex length");
+    assert!(text.len().is_multiple_of(2), "odd hex length");
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
