@@ -25,7 +25,7 @@ commands:
   test                                 fmt, clippy, unit + integration tests against a private local stack
 
 environment:
-  EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081), EP_BROKER_METRICS_PORT (9100): local stack ports
+  EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081): local stack ports
   TANSU_BIN: a tansu binary to use instead of the one `stack up` installs
   EP_TOOLS_DIR: where `stack up` installs tansu (default ~/.cache/event-processor)";
 

@@ -48,7 +48,11 @@ impl Daemon {
 
     /// The pid from the pid file, when that process is still alive.
     pub(crate) fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()?;
+        let pid: u32 = fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
         is_alive(pid).then_some(pid)
     }
 

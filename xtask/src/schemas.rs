@@ -77,7 +77,9 @@ fn register(agent: &ureq::Agent, registry_url: &str, subject: &str, schema: &str
 fn schema_files() -> Result<Vec<(String, String)>> {
     let dir = workspace_root().join("schemas");
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "avsc") {
             let name = path

@@ -33,7 +33,6 @@ pub(crate) enum Storage {
 pub(crate) struct Stack {
     pub(crate) kafka_port: u16,
     pub(crate) registry_port: u16,
-    pub(crate) broker_metrics_port: u16,
     pub(crate) storage: Storage,
     dir: PathBuf,
 }
@@ -70,7 +69,6 @@ impl Stack {
         Ok(Self {
             kafka_port: port_from_env("EP_KAFKA_PORT", 9092)?,
             registry_port: port_from_env("EP_REGISTRY_PORT", 8081)?,
-            broker_metrics_port: port_from_env("EP_BROKER_METRICS_PORT", 9100)?,
             storage,
             dir: workspace_root().join(".stack").join("local"),
         })
@@ -81,7 +79,6 @@ impl Stack {
         Ok(Self {
             kafka_port: free_port()?,
             registry_port: free_port()?,
-            broker_metrics_port: free_port()?,
             storage: Storage::Memory,
             dir: workspace_root().join(".stack").join(name),
         })
@@ -135,11 +132,6 @@ impl Stack {
             return Ok(());
         }
         process::ensure_port_free(self.kafka_port, "Kafka broker", "EP_KAFKA_PORT")?;
-        process::ensure_port_free(
-            self.broker_metrics_port,
-            "broker metrics",
-            "EP_BROKER_METRICS_PORT",
-        )?;
         let listener = format!("tcp://127.0.0.1:{}", self.kafka_port);
         let storage = match self.storage {
             Storage::Memory => "memory://tansu/".to_owned(),
@@ -152,10 +144,6 @@ impl Stack {
             .args(["--kafka-listener-url", &listener])
             .args(["--kafka-advertised-listener-url", &listener])
             .args(["--storage-engine", &storage])
-            .args([
-                "--prometheus-listener-url",
-                &format!("tcp://127.0.0.1:{}", self.broker_metrics_port),
-            ])
             .env("RUST_LOG", "warn");
         let pid = broker.spawn(&mut command)?;
         eprintln!("started broker (pid {pid}) on {}", self.kafka_bootstrap());
@@ -187,20 +175,29 @@ impl Stack {
         Ok(())
     }
 
-    fn wait_for_topic_list(&self, tansu: &std::path::Path, broker_url: &str) -> Result<Vec<String>> {
+    fn wait_for_topic_list(
+        &self,
+        tansu: &std::path::Path,
+        broker_url: &str,
+    ) -> Result<Vec<String>> {
         let mut names = Vec::new();
-        process::wait_until(&self.broker(), Duration::from_secs(60), || {
-            match Command::new(tansu)
+        process::wait_until(
+            &self.broker(),
+            Duration::from_secs(60),
+            || match Command::new(tansu)
                 .args(["topic", "list", "--broker", broker_url])
                 .output()
             {
-                Ok(output) if output.status.success() => {
-                    names = topic_names(&String::from_utf8_lossy(&output.stdout));
-                    true
-                }
+                Ok(output) if output.status.success() => match topic_names(&output.stdout) {
+                    Some(listed) => {
+                        names = listed;
+                        true
+                    }
+                    None => false,
+                },
                 _ => false,
-            }
-        })?;
+            },
+        )?;
         Ok(names)
     }
 
@@ -262,13 +259,15 @@ fn all_topics_outputs() -> Vec<&'static str> {
     OUTPUT_TOPICS.to_vec()
 }
 
-/// Topic names from `tansu topic list` output, which prints one JSON-ish entry or name per line.
-fn topic_names(listing: &str) -> Vec<String> {
-    listing
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
-        .filter(|word| !word.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Topic names from `tansu topic list`, which prints the metadata response's topics as a JSON array.
+fn topic_names(listing: &[u8]) -> Option<Vec<String>> {
+    let topics: Vec<serde_json::Value> = serde_json::from_slice(listing).ok()?;
+    Some(
+        topics
+            .iter()
+            .filter_map(|topic| topic["name"].as_str().map(str::to_owned))
+            .collect(),
+    )
 }
 
 fn port_from_env(name: &str, default: u16) -> Result<u16> {

@@ -28,11 +28,19 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     }
     let stack = Stack::private("test")?;
     let _stop_on_exit = StopOnDrop(stack.clone());
-    stack.up().context("starting the private test stack failed")?;
+    stack
+        .up()
+        .context("starting the private test stack failed")?;
     let env = stack.env_vars();
     let mut tests = if nextest_available() {
         let mut command = Command::new(cargo());
-        command.args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]);
+        command.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]);
         command
     } else {
         eprintln!("cargo-nextest not found; running the tests with cargo test");

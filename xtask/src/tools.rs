@@ -16,7 +16,9 @@ pub(crate) fn tansu() -> Result<PathBuf> {
     if let Ok(explicit) = std::env::var("TANSU_BIN") {
         let path = PathBuf::from(&explicit);
         if !path.is_file() {
-            bail!("TANSU_BIN={explicit} is not a file; unset it to let `cargo xtask stack up` install tansu");
+            bail!(
+                "TANSU_BIN={explicit} is not a file; unset it to let `cargo xtask stack up` install tansu"
+            );
         }
         return Ok(path);
     }

@@ -35,8 +35,12 @@ pub struct Stack {
 /// # Panics
 /// When the stack is missing and `EP_REQUIRE_STACK=1`: CI must never skip.
 pub fn stack(test_name: &str) -> Option<Stack> {
-    let kafka = std::env::var(KAFKA_BOOTSTRAP_ENV).ok().filter(|v| !v.is_empty());
-    let registry = std::env::var(SCHEMA_REGISTRY_URL_ENV).ok().filter(|v| !v.is_empty());
+    let kafka = std::env::var(KAFKA_BOOTSTRAP_ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
+    let registry = std::env::var(SCHEMA_REGISTRY_URL_ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
     match (kafka, registry) {
         (Some(kafka_bootstrap), Some(registry_url)) => Some(Stack {
             kafka_bootstrap,
@@ -78,7 +82,10 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or_default();
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
     let random: u32 = rand::random();
-    format!("{prefix}-{}-{nanos}-{count}-{random:08x}", std::process::id())
+    format!(
+        "{prefix}-{}-{nanos}-{count}-{random:08x}",
+        std::process::id()
+    )
 }
 
 /// librdkafka properties that make consumer-group joins fast on the local broker
