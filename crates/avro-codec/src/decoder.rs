@@ -171,6 +171,26 @@ impl<T: WireRecord> Decoder<T> {
         }
     }
 
+    /// Decodes `framed`, first loading its writer schema from `registry` when the id is not
+    /// cached yet: [`decode`](Self::decode), and on [`CodecError::UnknownSchemaId`],
+    /// [`load`](Self::load) then `decode` again. Awaits only on the first sight of an id.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode) and [`load`](Self::load); never `UnknownSchemaId`.
+    pub async fn decode_or_load<R: SchemaRegistry>(
+        &self,
+        framed: &[u8],
+        registry: &R,
+    ) -> Result<T, CodecError> {
+        match self.decode(framed) {
+            Err(CodecError::UnknownSchemaId { schema_id }) => {
+                self.load(schema_id, registry).await?;
+                self.decode(framed)
+            }
+            decoded => decoded,
+        }
+    }
+
     /// True when `schema_id` is cached, readable or rejected.
     pub fn is_loaded(&self, schema_id: SchemaId) -> bool {
         self.read().by_id.contains_key(&schema_id)

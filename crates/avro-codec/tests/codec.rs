@@ -626,3 +626,63 @@ fn input_encoder_output_decodes_with_the_input_decoder() {
     let decoder = input_decoder_with_reader_schema(77);
     assert_eq!(decoder.decode(&framed).expect("decodes"), record);
 }
+
+#[tokio::test]
+async fn decode_or_load_fetches_an_unknown_id_once() {
+    let registry = ScriptedRegistry::new()
+        .answer(1, [Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned())])
+        .answer(42, [Answer::NotFound]);
+    let decoder = InputDecoder::new();
+    for _ in 0..3 {
+        let record = decoder
+            .decode_or_load(&golden_input(), &registry)
+            .await
+            .expect("decodes");
+        assert_eq!(record, golden_input_record());
+    }
+    let err = decoder
+        .decode_or_load(&frame(42, b""), &registry)
+        .await
+        .expect_err("unknown id");
+    assert!(
+        matches!(
+            err,
+            CodecError::SchemaNotFound {
+                schema_id: SchemaId(42)
+            }
+        ),
+        "{err:?}"
+    );
+    let err = decoder
+        .decode_or_load(b"", &registry)
+        .await
+        .expect_err("empty");
+    assert!(matches!(err, CodecError::Empty));
+    assert_eq!(registry.calls(), 2);
+}
+
+#[test]
+fn remembers_a_bounded_number_of_bad_schema_ids() {
+    let decoder = InputDecoder::new();
+    let limit = u32::try_from(avro_codec::MAX_REJECTED_SCHEMA_IDS).expect("small limit");
+    for id in 0..limit {
+        assert!(decoder.add_writer_schema(SchemaId(id), "{").is_err());
+        assert_eq!(decoder.read_path(SchemaId(id)), Some(ReadPath::Rejected));
+    }
+    let err = decoder
+        .add_writer_schema(SchemaId(limit), "{")
+        .expect_err("still invalid");
+    assert!(
+        matches!(err, CodecError::InvalidWriterSchema { .. }),
+        "{err:?}"
+    );
+    assert!(
+        !decoder.is_loaded(SchemaId(limit)),
+        "past the limit, bad ids are not remembered"
+    );
+    // Good ids are always remembered.
+    decoder
+        .add_writer_schema(SchemaId(limit + 1), PRODUCER_TO_PROCESSOR_SCHEMA)
+        .expect("valid writer");
+    assert_eq!(decoder.read_path(SchemaId(limit + 1)), Some(ReadPath::Fast));
+}
