@@ -182,6 +182,8 @@ struct SchemaResponse {
 
 #[derive(Deserialize)]
 struct SubjectVersionResponse {
+    /// Missing in the answers of some registries; the request's subject is used then.
+    #[serde(default)]
     subject: String,
     id: u32,
     version: i32,
