@@ -3,6 +3,8 @@
 
 use kafka_adapters::DeliveryTag;
 use offset_tracker::Ticket;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone)]
 pub(crate) struct OutputSlot {
@@ -10,6 +12,8 @@ pub(crate) struct OutputSlot {
     pub(crate) ticket: Ticket,
     /// `None` for a routed output; the reason code for a dead-letter copy.
     pub(crate) dead_letter_code: Option<&'static str>,
+    /// The per-topic counter a routed output adds to once acknowledged.
+    pub(crate) routed_counter: Option<Arc<AtomicU64>>,
     /// Failed attempts so far.
     pub(crate) failures: u32,
     /// The input's event timestamp, for latency figures.
@@ -77,6 +81,7 @@ mod tests {
         let slot = OutputSlot {
             ticket: ticket(),
             dead_letter_code: None,
+            routed_counter: None,
             failures: 0,
             event_timestamp_ms: None,
         };

@@ -17,7 +17,9 @@ pub use config::{PipelineConfig, RetryPolicy};
 pub use dead_letter::headers as dead_letter_headers;
 pub use pipeline::{PipelineParts, RunSummary, run};
 pub use routing::RoutingSnapshot;
-pub use stats::{DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats};
+pub use stats::{
+    DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats, TopicCounters,
+};
 
 /// Wall-clock time, injected so tests control output timestamps.
 pub trait Clock: Send + Sync + std::fmt::Debug {

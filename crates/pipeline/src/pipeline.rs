@@ -30,6 +30,7 @@ use router_core::{DeadLetterReason, Decision, map_into_output, map_to_output};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -104,6 +105,7 @@ where
         retry_seq: 0,
         decoder: InputDecoder::new(),
         snapshot,
+        routed_counters: Vec::new(),
         started,
         config,
         sink,
@@ -112,6 +114,7 @@ where
         clock,
         stats,
     };
+    core.on_routing_installed();
     let mut commit_check = tokio::time::interval(COMMIT_CHECK_INTERVAL);
     commit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -149,6 +152,7 @@ where
             Step::Source(Ok(event)) => {
                 if routing.has_changed().unwrap_or(false) {
                     core.snapshot = Arc::clone(&routing.borrow_and_update());
+                    core.on_routing_installed();
                     info!(
                         version = core.snapshot.router().version(),
                         "Routing table replaced."
@@ -209,6 +213,8 @@ struct Core<K, C, R> {
     retry_seq: u64,
     decoder: InputDecoder,
     snapshot: Arc<RoutingSnapshot>,
+    /// Per-topic routed counters of the snapshot's output topics, looked up without a lock.
+    routed_counters: Vec<(Arc<str>, Arc<AtomicU64>)>,
     started: Instant,
     config: PipelineConfig,
     sink: K,
@@ -227,6 +233,26 @@ struct Plan {
 impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     fn now(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Publishes the version of the routing table now in force and fetches the per-topic
+    /// counters of its outputs (the only place that takes the counters' lock).
+    fn on_routing_installed(&mut self) {
+        self.stats
+            .routing_version
+            .store(self.snapshot.router().version(), Relaxed);
+        self.routed_counters = self
+            .snapshot
+            .output_topics()
+            .map(|topic| (Arc::from(topic), self.stats.routed_by_topic.counter(topic)))
+            .collect();
+    }
+
+    fn routed_counter(&self, topic: &str) -> Option<Arc<AtomicU64>> {
+        self.routed_counters
+            .iter()
+            .find(|(name, _)| **name == *topic)
+            .map(|(_, counter)| Arc::clone(counter))
     }
 
     fn heartbeat(&self) {
@@ -318,9 +344,14 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             }
         };
         for (output, dead_letter_code) in plan.outputs {
+            let routed_counter = match dead_letter_code {
+                None => self.routed_counter(&output.topic),
+                Some(_) => None,
+            };
             let tag = self.outputs.insert(OutputSlot {
                 ticket,
                 dead_letter_code,
+                routed_counter,
                 failures: 0,
                 event_timestamp_ms: plan.event_timestamp_ms,
             });
@@ -448,6 +479,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                         Err(error) if !error.is_poison() => {
                             failures += 1;
                             self.stats.registry_failures.fetch_add(1, Relaxed);
+                            // Waiting out a registry outage is the loop doing its job: stay live.
+                            self.heartbeat();
                             let wait = self.config.retry.backoff(failures);
                             warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
                             tokio::select! {
@@ -496,6 +529,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 match slot.dead_letter_code {
                     None => {
                         self.stats.routed.fetch_add(1, Relaxed);
+                        if let Some(counter) = &slot.routed_counter {
+                            counter.fetch_add(1, Relaxed);
+                        }
                         if let Some(event_timestamp) = slot.event_timestamp_ms {
                             self.stats
                                 .end_to_end_latency
@@ -510,6 +546,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             }
             Err(failure) => {
                 debug!(error = %failure.error, retriable = failure.retriable, "Delivery failed.");
+                if !failure.retriable {
+                    self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
+                }
                 self.on_failed_attempt(report.tag, failure.record);
             }
         }
@@ -586,7 +625,12 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
 
     async fn commit(&mut self, commit: Commit) -> bool {
         let positions = adapter_positions(&commit);
-        match self.committer.commit(positions).await {
+        let asked = Instant::now();
+        let answer = self.committer.commit(positions).await;
+        self.stats
+            .commit_latency
+            .observe_ms(asked.elapsed().as_millis() as i64);
+        match answer {
             Ok(()) => {
                 self.tracker.mark_committed(&commit, self.now());
                 self.stats.commits.fetch_add(1, Relaxed);

@@ -1,6 +1,7 @@
 //! Counters the pipeline keeps while it runs, shared with whoever reports them (logs, metrics, probes).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Dead-letter reason codes, in the order of [`PipelineStats::dead_lettered`].
 pub const DEAD_LETTER_CODES: [&str; 6] = [
@@ -19,16 +20,23 @@ pub struct PipelineStats {
     pub consumed: AtomicU64,
     /// Output records acknowledged by the broker.
     pub routed: AtomicU64,
+    /// Output records acknowledged by the broker, per output topic.
+    pub routed_by_topic: TopicCounters,
     /// Dead-letter records acknowledged, per reason (index as in [`DEAD_LETTER_CODES`]).
     pub dead_lettered: [AtomicU64; DEAD_LETTER_CODES.len()],
     /// Produce attempts that failed and were scheduled again.
     pub produce_retries: AtomicU64,
+    /// Of those, attempts that failed with an error the broker will not fix by itself (missing
+    /// topic, authorization, record too large). The record is still retried.
+    pub produce_permanent_failures: AtomicU64,
     /// Records currently past their retry budget (still retried, never skipped).
     pub stuck_records: AtomicI64,
     /// Successful offset commits.
     pub commits: AtomicU64,
     /// Failed offset commits (retried with the next commit).
     pub commit_failures: AtomicU64,
+    /// How long offset commits took to be answered, successful or not.
+    pub commit_latency: LatencyHistogram,
     /// Input records tracked but not complete.
     pub in_flight: AtomicI64,
     /// Partitions currently assigned to this pipeline.
@@ -39,6 +47,50 @@ pub struct PipelineStats {
     pub registry_failures: AtomicU64,
     /// Event timestamp → output acknowledged, for routed records.
     pub end_to_end_latency: LatencyHistogram,
+    /// Fingerprint (`router_core::Router::version`) of the routing table used for records decided
+    /// from now on.
+    pub routing_version: AtomicU64,
+}
+
+/// Counters keyed by topic name. Finding or adding a counter takes a lock, so the pipeline does
+/// it when it installs a routing table, and keeps the `Arc` handles for its hot path.
+#[derive(Debug, Default)]
+pub struct TopicCounters {
+    counters: Mutex<Vec<(Arc<str>, Arc<AtomicU64>)>>,
+}
+
+impl TopicCounters {
+    /// The counter of `topic`, created at zero on first use. Takes a lock: not for the hot path.
+    pub fn counter(&self, topic: &str) -> Arc<AtomicU64> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, counter)) = counters.iter().find(|(name, _)| **name == *topic) {
+            return Arc::clone(counter);
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        counters.push((Arc::from(topic), Arc::clone(&counter)));
+        counter
+    }
+
+    /// Every topic seen so far with its count, sorted by topic. Topics dropped from the routing
+    /// table keep their final count, so the series stays monotonic.
+    pub fn snapshot(&self) -> Vec<(Arc<str>, u64)> {
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut snapshot: Vec<_> = counters
+            .iter()
+            .map(|(topic, counter)| (Arc::clone(topic), counter.load(Relaxed)))
+            .collect();
+        snapshot.sort();
+        snapshot
+    }
+
+    /// The count of `topic`, 0 when it was never counted.
+    pub fn get(&self, topic: &str) -> u64 {
+        let counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters
+            .iter()
+            .find(|(name, _)| **name == *topic)
+            .map_or(0, |(_, counter)| counter.load(Relaxed))
+    }
 }
 
 /// Upper bounds (milliseconds) of the latency buckets; the last bucket is everything above.
@@ -95,5 +147,56 @@ impl PipelineStats {
             .iter()
             .map(|count| count.load(Relaxed))
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_counters_are_shared_per_topic_and_listed_sorted() {
+        let counters = TopicCounters::default();
+        let finance = counters.counter("processor.to.finance");
+        counters.counter("processor.to.audit").fetch_add(2, Relaxed);
+        finance.fetch_add(1, Relaxed);
+        counters
+            .counter("processor.to.finance")
+            .fetch_add(1, Relaxed);
+        assert_eq!(counters.get("processor.to.finance"), 2);
+        assert_eq!(counters.get("never.seen"), 0);
+        let listed: Vec<(String, u64)> = counters
+            .snapshot()
+            .into_iter()
+            .map(|(topic, count)| (topic.to_string(), count))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("processor.to.audit".to_owned(), 2),
+                ("processor.to.finance".to_owned(), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn latency_lands_in_the_first_bucket_whose_bound_it_does_not_exceed() {
+        let histogram = LatencyHistogram::default();
+        histogram.observe_ms(-3);
+        histogram.observe_ms(5);
+        histogram.observe_ms(120_000);
+        assert_eq!(
+            histogram.buckets[0].load(Relaxed),
+            1,
+            "negative counts as 0"
+        );
+        assert_eq!(
+            histogram.buckets[2].load(Relaxed),
+            1,
+            "5 ms in the ≤5 bucket"
+        );
+        assert_eq!(histogram.buckets[LATENCY_BUCKETS_MS.len()].load(Relaxed), 1);
+        assert_eq!(histogram.count.load(Relaxed), 3);
+        assert_eq!(histogram.sum_ms.load(Relaxed), 120_005);
     }
 }

@@ -639,3 +639,68 @@ async fn source_failure_stops_the_pipeline_with_an_error() {
         .expect("no panic");
     assert!(outcome.is_err());
 }
+
+#[tokio::test]
+async fn reports_routed_per_topic_routing_version_commit_latency_and_permanent_failures() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    harness.sink.fail_next(1, false);
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "a"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "AUDIT", "fan-out"))),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    let first_version = Router::from_toml_str(ROUTING).expect("valid").version();
+    assert_eq!(harness.stats.routing_version.load(Relaxed), first_version);
+    let rerouted = ROUTING.replace(
+        r#"outputs = [{ topic = "processor.to.finance" }]"#,
+        r#"outputs = [{ topic = "processor.to.finance-v2" }]"#,
+    );
+    let snapshot = RoutingSnapshot::resolve(
+        Router::from_toml_str(&rerouted).expect("valid"),
+        &*harness.registry,
+        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
+        true,
+    )
+    .await
+    .expect("resolves");
+    harness
+        .routing
+        .send(Arc::new(snapshot))
+        .expect("pipeline listens");
+    harness.source.push_records(vec![harness.record(
+        0,
+        2,
+        Some(harness.event("FINANCE", "FINANCE", "b")),
+    )]);
+    assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
+
+    let stats = &harness.stats;
+    let second_version = Router::from_toml_str(&rerouted).expect("valid").version();
+    assert_ne!(second_version, first_version);
+    assert_eq!(stats.routing_version.load(Relaxed), second_version);
+    let per_topic: Vec<(String, u64)> = stats
+        .routed_by_topic
+        .snapshot()
+        .into_iter()
+        .map(|(topic, count)| (topic.to_string(), count))
+        .collect();
+    assert_eq!(
+        per_topic,
+        [
+            ("processor.to.audit-a".to_owned(), 1),
+            ("processor.to.audit-b".to_owned(), 1),
+            ("processor.to.finance".to_owned(), 1),
+            ("processor.to.finance-v2".to_owned(), 1),
+            ("processor.to.marketing".to_owned(), 0),
+        ]
+    );
+    assert_eq!(stats.routed.load(Relaxed), 4);
+    assert_eq!(stats.produce_retries.load(Relaxed), 1);
+    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 1);
+    assert!(stats.commits.load(Relaxed) >= 1);
+    assert_eq!(
+        stats.commit_latency.count.load(Relaxed),
+        stats.commits.load(Relaxed) + stats.commit_failures.load(Relaxed)
+    );
+    harness.stop().await;
+}
