@@ -1,0 +1,417 @@
+//! The `event-producer` binary against the local stack (each test on its own topic), and its
+//! failures when the broker, topic or registry is unusable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use avro_codec::{
+    CodecError, HttpSchemaRegistry, InputDecoder, ProducerToProcessor, RegistryClientConfig,
+};
+use kafka_adapters::{KafkaConfig, ReadUntil, TopicAdmin, TopicSpec, kafka_admin, read_topic};
+use test_support::{Stack, require_stack, unique_name};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the producer binary to completion (killed after [`PATIENCE`]).
+fn run_producer(args: &[&str]) -> Finished {
+    let dir = scratch_dir();
+    let (stdout_path, stderr_path) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_event-producer"))
+        .args(args)
+        .stdout(Stdio::from(
+            std::fs::File::create(&stdout_path).expect("stdout file"),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(&stderr_path).expect("stderr file"),
+        ))
+        .spawn()
+        .expect("the producer binary starts");
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "event-producer {args:?} did not finish within {PATIENCE:?}; stderr: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Finished {
+        code: status.code(),
+        stdout: std::fs::read_to_string(stdout_path).expect("stdout"),
+        stderr: std::fs::read_to_string(stderr_path).expect("stderr"),
+    }
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name("event-producer-test"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+async fn create_topic(stack: &Stack) -> String {
+    let topic = unique_name("ep-in");
+    kafka_admin(&KafkaConfig::new(stack.kafka_bootstrap.clone()))
+        .expect("admin")
+        .create_topics(&[TopicSpec {
+            name: topic.clone(),
+            partitions: 3,
+            replication: 1,
+        }])
+        .await
+        .expect("topic created");
+    topic
+}
+
+/// A record of the topic: key, and the decoded value or why it is undecodable.
+struct Stored {
+    partition: i32,
+    offset: i64,
+    key: String,
+    value: Result<ProducerToProcessor, CodecError>,
+}
+
+async fn read_all(stack: &Stack, topic: &str, count: usize) -> Vec<Stored> {
+    let config = KafkaConfig::new(stack.kafka_bootstrap.clone());
+    let records = read_topic(&config, topic, ReadUntil::Count(count), PATIENCE)
+        .await
+        .expect("records readable");
+    let registry = HttpSchemaRegistry::new(RegistryClientConfig::new(stack.registry_url.clone()))
+        .expect("registry client");
+    let decoder = InputDecoder::new();
+    let mut stored = Vec::new();
+    for record in records {
+        let value = record.payload.unwrap_or_default();
+        if let Ok(schema_id) = InputDecoder::schema_id_of(&value) {
+            decoder
+                .load(schema_id, &registry)
+                .await
+                .expect("writer schema loads");
+        }
+        stored.push(Stored {
+            partition: record.partition,
+            offset: record.offset,
+            key: String::from_utf8(record.key.unwrap_or_default()).expect("UTF-8 key"),
+            value: decoder.decode(&value),
+        });
+    }
+    stored
+}
+
+fn manifest_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("manifest written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+fn field<'a>(line: &'a serde_json::Value, name: &str) -> &'a str {
+    line[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("manifest field {name} in {line}"))
+}
+
+#[tokio::test]
+async fn two_tenants_events_are_acknowledged_round_robin_and_listed_in_the_manifest() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let manifest = scratch_dir().join("manifest.jsonl");
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        &stack.registry_url,
+        "--topic",
+        &topic,
+        "--tenant",
+        "FINANCE:f-1",
+        "--tenant",
+        "MARKETING:m-1",
+        "--destinations",
+        "finance,marketing,logistics",
+        "--count",
+        "6",
+        "--manifest",
+        manifest.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    assert!(
+        finished.stdout.contains("sent=12 acknowledged=12 failed=0"),
+        "{}",
+        finished.stdout
+    );
+
+    let lines = manifest_lines(&manifest);
+    assert_eq!(lines.len(), 12);
+    let mut per_tenant_and_destination: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for line in &lines {
+        *per_tenant_and_destination
+            .entry((
+                field(line, "tenant_id").to_owned(),
+                field(line, "destination").to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    let expected: BTreeMap<(String, String), usize> = ["f-1", "m-1"]
+        .into_iter()
+        .flat_map(|tenant| {
+            ["FINANCE", "MARKETING", "LOGISTICS"]
+                .map(|destination| ((tenant.to_owned(), destination.to_owned()), 2))
+        })
+        .collect();
+    assert_eq!(per_tenant_and_destination, expected);
+
+    let stored: HashMap<String, Stored> = read_all(&stack, &topic, 12)
+        .await
+        .into_iter()
+        .map(|record| {
+            let event = record.value.as_ref().expect("every value decodes");
+            let id = event
+                .payload
+                .strip_prefix("dummy-payload ")
+                .expect("payload format")
+                .to_owned();
+            (id, record)
+        })
+        .collect();
+    assert_eq!(stored.len(), 12, "12 distinct ids on the topic");
+    for line in &lines {
+        let record = &stored[field(line, "id")];
+        let event = record.value.as_ref().expect("decoded");
+        assert_eq!(record.key, field(line, "key"));
+        assert_eq!(
+            record.key,
+            format!(
+                "{}:{}",
+                field(line, "tenant_id"),
+                field(line, "destination")
+            )
+        );
+        assert_eq!(event.origin_service_id, field(line, "tenant_id"));
+        assert_eq!(event.origin_service_type, field(line, "tenant_type"));
+        assert_eq!(event.destination_service_type, field(line, "destination"));
+        assert_eq!(
+            i64::from(record.partition),
+            line["partition"].as_i64().expect("partition")
+        );
+        assert_eq!(record.offset, line["offset"].as_i64().expect("offset"));
+    }
+}
+
+#[tokio::test]
+async fn prototype_command_line_sends_to_its_destinations_in_turn() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let finished = run_producer(&[
+        "-bootstrap_server",
+        &stack.kafka_bootstrap,
+        "-schema_registry_url",
+        &stack.registry_url,
+        "-target_topic",
+        &topic,
+        "-origin_service_type",
+        "financial",
+        "-origin_service_id",
+        "123456",
+        "-list_of_destinations",
+        "FINANCE",
+        "marketing",
+        "-amount_of_messages",
+        "4",
+        "-sleep_between_messages_in_seconds",
+        "0",
+        "-log_level",
+        "INFO",
+    ]);
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    let mut keys: Vec<String> = read_all(&stack, &topic, 4)
+        .await
+        .into_iter()
+        .map(|record| {
+            let event = record.value.expect("decodes");
+            assert_eq!(event.origin_service_type, "financial");
+            assert_eq!(
+                record.key,
+                format!("123456:{}", event.destination_service_type)
+            );
+            record.key
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "123456:FINANCE",
+            "123456:FINANCE",
+            "123456:MARKETING",
+            "123456:MARKETING"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn poison_values_reach_the_topic_without_the_magic_byte_and_stay_out_of_the_manifest() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let manifest = scratch_dir().join("manifest.jsonl");
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        &stack.registry_url,
+        "--topic",
+        &topic,
+        "--count",
+        "3",
+        "--poison",
+        "2",
+        "--manifest",
+        manifest.to_str().expect("UTF-8 path"),
+    ]);
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    assert!(
+        finished.stdout.contains("events=3 poison=2"),
+        "{}",
+        finished.stdout
+    );
+    let stored = read_all(&stack, &topic, 5).await;
+    let poison: Vec<&Stored> = stored
+        .iter()
+        .filter(|record| matches!(record.value, Err(CodecError::BadMagicByte { .. })))
+        .collect();
+    assert_eq!(poison.len(), 2);
+    assert!(
+        poison
+            .iter()
+            .all(|record| record.key.starts_with("poison:"))
+    );
+    assert_eq!(
+        stored.iter().filter(|record| record.value.is_ok()).count(),
+        3
+    );
+    assert_eq!(manifest_lines(&manifest).len(), 3);
+}
+
+#[tokio::test]
+async fn rate_spaces_the_sends() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        &stack.registry_url,
+        "--topic",
+        &topic,
+        "--count",
+        "20",
+        "--rate",
+        "40",
+    ]);
+    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    let elapsed: f64 = finished
+        .stdout
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("elapsed_s="))
+        .and_then(|seconds| seconds.parse().ok())
+        .unwrap_or_else(|| panic!("elapsed_s in {}", finished.stdout));
+    // 20 sends at 40/s: 19 intervals of 25 ms.
+    assert!(elapsed >= 0.47, "took {elapsed} s");
+}
+
+#[tokio::test]
+async fn missing_topic_is_a_one_line_error() {
+    let stack = require_stack!();
+    let topic = unique_name("ep-never-created");
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        &stack.registry_url,
+        "--topic",
+        &topic,
+    ]);
+    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains(&format!("topic `{topic}` does not exist")),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[tokio::test]
+async fn unreachable_registry_is_a_one_line_error() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        "http://127.0.0.1:1",
+        "--connect-timeout-ms",
+        "1000",
+        "--topic",
+        &topic,
+    ]);
+    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .starts_with("error: cannot reach the schema registry at http://127.0.0.1:1"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn unreachable_broker_is_a_one_line_error_within_the_connect_timeout() {
+    let started = Instant::now();
+    let finished = run_producer(&[
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--connect-timeout-ms",
+        "1500",
+    ]);
+    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .lines()
+            .any(|line| line.starts_with("error: cannot reach the Kafka broker at 127.0.0.1:1")),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn malformed_tenant_exits_with_usage_status() {
+    let finished = run_producer(&["--tenant", "FINANCE"]);
+    assert_eq!(finished.code, Some(2));
+    assert!(
+        finished.stderr.contains("is not TYPE:ID"),
+        "{}",
+        finished.stderr
+    );
+}
