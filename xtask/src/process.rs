@@ -5,8 +5,13 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Daemons this xtask process started: stopping one of them also reaps it, so no zombie outlives
+/// `cargo xtask test` (its callers' shells would otherwise inherit and reap them).
+static STARTED: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 /// A process started by `stack up`, known by the pid file it left behind.
 #[derive(Debug, Clone)]
@@ -41,6 +46,10 @@ impl Daemon {
             .spawn()
             .with_context(|| format!("cannot start {}: {:?}", self.name, command.get_program()))?;
         let pid = child.id();
+        STARTED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(child);
         fs::write(&self.pid_file, pid.to_string())
             .with_context(|| format!("cannot write {}", self.pid_file.display()))?;
         Ok(pid)
@@ -64,13 +73,9 @@ impl Daemon {
             return Ok(false);
         };
         signal_group(pid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while is_alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if is_alive(pid) {
+        if !wait_for_exit(pid, Duration::from_secs(10)) {
             signal_group(pid, "KILL");
-            std::thread::sleep(Duration::from_millis(200));
+            wait_for_exit(pid, Duration::from_secs(5));
         }
         if is_alive(pid) {
             bail!("{} (pid {pid}) did not stop", self.name);
@@ -87,6 +92,28 @@ impl Daemon {
     }
 }
 
+/// Waits until `pid` exited, reaping it when this process started it.
+fn wait_for_exit(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        reap(pid);
+        if !is_alive(pid) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn reap(pid: u32) {
+    let mut started = STARTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    started.retain_mut(|child| child.id() != pid || child.try_wait().ok().flatten().is_none());
+}
+
 fn is_alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; its state letter is Z.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -98,9 +125,9 @@ fn is_alive(pid: u32) -> bool {
 }
 
 fn signal_group(pid: u32, signal: &str) {
-    // `kill -SIG -PGID` reaches the whole group; the daemons lead their own group.
+    // `kill -s SIG -- -PGID` reaches the whole group; the daemons lead their own group.
     let _ = Command::new("kill")
-        .args([format!("-{signal}"), format!("-{pid}")])
+        .args(["-s", signal, "--", &format!("-{pid}")])
         .stderr(Stdio::null())
         .status();
 }
