@@ -3,8 +3,10 @@
 //! Subcommands:
 //! - `stack up|down|status|env`: the local stack (tansu broker + dev schema registry) on loopback.
 //! - `schemas register [--registry URL]`: registers `schemas/*.avsc` against any registry.
+//! - `demo`: the README's main command: the processor on the local stack, checked (`demo.rs`).
 //! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
 
+mod demo;
 mod process;
 mod schemas;
 mod stack;
@@ -23,6 +25,7 @@ commands:
   stack env                            print the environment variables tests and tools use
   schemas register [--registry URL]    register schemas/*.avsc (default: the local stack's registry)
   test                                 fmt, clippy, unit + integration tests against a private local stack
+  demo [--events N]                    run the processor on the local stack with three tenants and verify (N=3000)
 
 environment:
   EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081): local stack ports
@@ -43,6 +46,7 @@ fn run() -> Result<()> {
         ["stack", rest @ ..] => stack::command(rest),
         ["schemas", "register", rest @ ..] => schemas::command(rest),
         ["test", rest @ ..] => test::command(rest),
+        ["demo", rest @ ..] => demo::command(rest),
         [] | ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
