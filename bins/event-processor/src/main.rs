@@ -1,7 +1,14 @@
 //! `event-processor`: reads settings, builds the real adapters and runs the pipeline.
 //!
 //! This binary only wires parts together (composition root); the behaviour lives in the crates.
+//! Around the pipeline it runs the operator's side: the metrics and probes endpoint
+//! ([`http`]), the background checks behind readiness and lag ([`ops`]) and the routing reload
+//! ([`reload`]).
 
+mod http;
+mod metrics;
+mod ops;
+mod reload;
 mod settings;
 
 use anyhow::{Context, Result, bail};
@@ -9,6 +16,7 @@ use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use clap::Parser;
 use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
 use offset_tracker::CommitPolicy;
+use ops::{Limits, Ops, Phase};
 use pipeline::{
     PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock,
 };
@@ -54,8 +62,10 @@ fn init_logging(log: &settings::LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(log.level.to_lowercase()))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if log.json {
         builder.json().init();
@@ -65,7 +75,22 @@ fn init_logging(log: &settings::LogSettings) {
 }
 
 async fn run(settings: Settings) -> Result<()> {
-    let router = load_router(&settings)?;
+    // Installed first: SIGHUP's default action ends the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    let stats = Arc::new(PipelineStats::default());
+    let ops = Arc::new(Ops::new(
+        Arc::clone(&stats),
+        settings.processor_id.clone(),
+        settings.kafka.input_topic.clone(),
+        limits(&settings),
+    ));
+    let endpoint = match settings.http.enabled {
+        true => Some(http::start(settings.http_listen()?, Arc::clone(&ops)).await?),
+        false => None,
+    };
+
+    let (router, routing_text) = load_router(&settings)?;
     let shared = settings.kafka.client(&Default::default());
     let admin =
         kafka_adapters::kafka_admin(&shared).context("cannot create the Kafka admin client")?;
@@ -83,7 +108,44 @@ async fn run(settings: Settings) -> Result<()> {
     )
     .await
     .context("cannot prepare the output schema")?;
-    let (_routing_updates, routing) = watch::channel(Arc::new(snapshot));
+    let (routing_updates, routing) = watch::channel(Arc::new(snapshot));
+    let mut background = Vec::new();
+    match (&settings.routing.file, routing_text) {
+        (Some(path), Some(text)) => {
+            let reloader = reload::Reloader {
+                path: path.clone(),
+                poll: match settings.routing.reload_poll_ms {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms)),
+                },
+                settings: settings.clone(),
+                admin: admin.clone(),
+                registry: CachedRegistry::new(
+                    HttpSchemaRegistry::new(registry_config(&settings)?)
+                        .context("cannot create the schema registry client")?,
+                ),
+                updates: routing_updates,
+                ops: Arc::clone(&ops),
+                applied: reload::fingerprint(&text),
+            };
+            background.push(tokio::spawn(reloader.run(hangup)));
+        }
+        _ => background.push(tokio::spawn(reload::ignore_hangups(hangup))),
+    }
+    let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
+    let mut probe_config = registry_config(&settings)?;
+    probe_config.timeout = check_timeout;
+    probe_config.max_retries = 0;
+    background.push(tokio::spawn(ops::run_checks(
+        Arc::clone(&ops),
+        admin.clone(),
+        settings.kafka.group_id.clone(),
+        HttpSchemaRegistry::new(probe_config)
+            .context("cannot create the schema registry client")?,
+        routing.clone(),
+        Duration::from_millis(settings.health.check_interval_ms),
+        check_timeout,
+    )));
 
     let (report_sender, reports) = mpsc::unbounded_channel();
     let producer_config = settings.kafka.client(&settings.kafka.producer_properties);
@@ -105,7 +167,6 @@ async fn run(settings: Settings) -> Result<()> {
 
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(stop_on_signals(stop));
-    let stats = Arc::new(PipelineStats::default());
     let parts = PipelineParts {
         source,
         sink,
@@ -122,7 +183,16 @@ async fn run(settings: Settings) -> Result<()> {
         group_id = %settings.kafka.group_id,
         "Event processor starting."
     );
-    let summary = pipeline::run(pipeline_config(&settings), parts, shutdown).await?;
+    ops.set_phase(Phase::Running);
+    let outcome = pipeline::run(pipeline_config(&settings), parts, shutdown).await;
+    ops.set_phase(Phase::Stopping);
+    for task in background {
+        task.abort();
+    }
+    if let Some(endpoint) = endpoint {
+        endpoint.stop().await;
+    }
+    let summary = outcome?;
     info!(
         consumed = stats.consumed.load(std::sync::atomic::Ordering::Relaxed),
         routed = stats.routed.load(std::sync::atomic::Ordering::Relaxed),
@@ -140,7 +210,8 @@ async fn run(settings: Settings) -> Result<()> {
     Ok(())
 }
 
-fn load_router(settings: &Settings) -> Result<Router> {
+/// The routing table, and the file's text when it comes from a file (the reloader compares it).
+fn load_router(settings: &Settings) -> Result<(Router, Option<String>)> {
     match (
         &settings.routing.file,
         &settings.routing.destination_configurations,
@@ -148,13 +219,25 @@ fn load_router(settings: &Settings) -> Result<Router> {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read routing file {}", path.display()))?;
-            Router::from_toml_str(&text)
-                .with_context(|| format!("invalid routing file {}", path.display()))
+            let router = Router::from_toml_str(&text)
+                .with_context(|| format!("invalid routing file {}", path.display()))?;
+            Ok((router, Some(text)))
         }
-        (None, Some(json)) => {
-            Router::from_prototype_json(json).context("invalid --destination-configurations JSON")
-        }
+        (None, Some(json)) => Ok((
+            Router::from_prototype_json(json)
+                .context("invalid --destination-configurations JSON")?,
+            None,
+        )),
         (None, None) => bail!("no routing table configured"),
+    }
+}
+
+fn limits(settings: &Settings) -> Limits {
+    let health = &settings.health;
+    Limits {
+        stall_after_ms: health.stall_after_ms as i64,
+        // Two missed checks, each allowed its full timeout.
+        check_stale_after_ms: (2 * health.check_interval_ms + health.check_timeout_ms) as i64,
     }
 }
 

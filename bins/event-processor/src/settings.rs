@@ -63,6 +63,13 @@ pub(crate) struct Cli {
     /// Create missing output and dead-letter topics at start instead of refusing to start.
     #[arg(long)]
     pub(crate) create_missing_topics: bool,
+    /// Address of the metrics and probes endpoint (`/metrics`, `/health`, `/ready`), e.g.
+    /// `0.0.0.0:9464`; port 0 picks a free port (logged at start).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) http_listen: Option<String>,
+    /// How often to check the routing file for changes, in milliseconds; 0: only on SIGHUP.
+    #[arg(long, value_name = "MS")]
+    pub(crate) routing_reload_poll_ms: Option<u64>,
 }
 
 /// The processor's settings after layering, validated.
@@ -74,6 +81,8 @@ pub(crate) struct Settings {
     pub(crate) registry: RegistrySettings,
     pub(crate) routing: RoutingSettings,
     pub(crate) pipeline: PipelineSettings,
+    pub(crate) http: HttpSettings,
+    pub(crate) health: HealthSettings,
     pub(crate) log: LogSettings,
 }
 
@@ -113,6 +122,8 @@ pub(crate) struct RegistrySettings {
 pub(crate) struct RoutingSettings {
     pub(crate) file: Option<PathBuf>,
     pub(crate) destination_configurations: Option<String>,
+    /// How often the routing file is checked for changes; 0 reloads only on SIGHUP.
+    pub(crate) reload_poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +137,26 @@ pub(crate) struct PipelineSettings {
     pub(crate) retry_initial_backoff_ms: u64,
     pub(crate) retry_max_backoff_ms: u64,
     pub(crate) retry_budget: u32,
+}
+
+/// The metrics and probes endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSettings {
+    pub(crate) enabled: bool,
+    pub(crate) listen: String,
+}
+
+/// Background checks behind `/ready` and the lag metrics, and the liveness limit behind `/health`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthSettings {
+    /// How often broker (group positions and watermarks) and registry are checked.
+    pub(crate) check_interval_ms: u64,
+    /// Limit of one check.
+    pub(crate) check_timeout_ms: u64,
+    /// `/health` fails when the pipeline loop has not turned for this long.
+    pub(crate) stall_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +185,7 @@ max_retries = 3
 auto_register = true
 
 [routing]
+reload_poll_ms = 1000
 
 [pipeline]
 max_in_flight = 20000
@@ -164,6 +196,15 @@ drain_timeout_ms = 20000
 retry_initial_backoff_ms = 100
 retry_max_backoff_ms = 5000
 retry_budget = 5
+
+[http]
+enabled = true
+listen = "127.0.0.1:9464"
+
+[health]
+check_interval_ms = 5000
+check_timeout_ms = 3000
+stall_after_ms = 60000
 
 [log]
 level = "info"
@@ -186,7 +227,7 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
-        let overrides: [(&str, Option<config::Value>); 10] = [
+        let overrides: [(&str, Option<config::Value>); 12] = [
             ("processor_id", cli.processor_id.clone().map(Into::into)),
             (
                 "kafka.bootstrap_servers",
@@ -214,6 +255,11 @@ impl Settings {
             ),
             ("pipeline.commit_every", cli.commit_every.map(Into::into)),
             ("log.level", cli.log_level.clone().map(Into::into)),
+            ("http.listen", cli.http_listen.clone().map(Into::into)),
+            (
+                "routing.reload_poll_ms",
+                cli.routing_reload_poll_ms.map(Into::into),
+            ),
         ];
         for (key, value) in overrides {
             if let Some(value) = value {
@@ -277,7 +323,31 @@ impl Settings {
         if self.pipeline.commit_every == 0 {
             bail!("pipeline.commit_every must be at least 1");
         }
+        if self.http.enabled {
+            self.http_listen()?;
+        }
+        if self.health.check_interval_ms == 0 || self.health.check_timeout_ms == 0 {
+            bail!("health.check_interval_ms and health.check_timeout_ms must be at least 1");
+        }
+        if self.health.stall_after_ms <= self.pipeline.drain_timeout_ms {
+            bail!(
+                "health.stall_after_ms ({}) must be longer than pipeline.drain_timeout_ms ({}): \
+                 the loop does not turn while it drains a revoked partition",
+                self.health.stall_after_ms,
+                self.pipeline.drain_timeout_ms
+            );
+        }
         Ok(())
+    }
+
+    /// The metrics and probes address.
+    pub(crate) fn http_listen(&self) -> Result<std::net::SocketAddr> {
+        self.http.listen.parse().with_context(|| {
+            format!(
+                "http.listen `{}` is not an address like 127.0.0.1:9464 or 0.0.0.0:9464",
+                self.http.listen
+            )
+        })
     }
 }
 

@@ -154,7 +154,7 @@ where
                     core.snapshot = Arc::clone(&routing.borrow_and_update());
                     core.on_routing_installed();
                     info!(
-                        version = core.snapshot.router().version(),
+                        version = %format_args!("{:016x}", core.snapshot.router().version()),
                         "Routing table replaced."
                     );
                 }

@@ -177,8 +177,19 @@ impl World {
         }
     }
 
-    /// Starts the processor binary on this world's topics.
+    /// Starts the processor binary on this world's topics, its metrics and probes endpoint on a
+    /// free port.
     pub fn start_processor(&self, processor_id: &str) -> Processor {
+        self.start_processor_with(processor_id, &[], &[])
+    }
+
+    /// Like [`World::start_processor`], with more flags and environment variables (which win).
+    pub fn start_processor_with(
+        &self,
+        processor_id: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Processor {
         let log_path = self.log_dir.join(format!("{processor_id}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -186,10 +197,12 @@ impl World {
             .open(&log_path)
             .expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_event-processor"));
+        if !extra_args.contains(&"--schema-registry-url") {
+            command.args(["--schema-registry-url", &self.stack.registry_url]);
+        }
         command
             .args(["--processor-id", processor_id])
             .args(["--bootstrap-servers", &self.stack.kafka_bootstrap])
-            .args(["--schema-registry-url", &self.stack.registry_url])
             .args(["--input-topic", &self.input])
             .args(["--group-id", &self.group])
             .args(["--dead-letter-topic", &self.dead_letter])
@@ -204,10 +217,78 @@ impl World {
             command.args(["--consumer-property", &format!("{key}={value}")]);
         }
         command.args(["--producer-property", "linger.ms=5"]);
+        if !extra_args.contains(&"--http-listen") {
+            command.args(["--http-listen", "127.0.0.1:0"]);
+        }
+        command.env("EVENT_PROCESSOR__HEALTH__CHECK_INTERVAL_MS", "500");
+        command.args(extra_args);
+        command.envs(env.iter().copied());
         let child = command.spawn().expect("processor starts");
         Processor {
             child: Some(child),
             log_path,
+        }
+    }
+
+    /// Creates one more topic with the input's partition count.
+    pub async fn create_topic(&self, name: &str) {
+        let admin = kafka_adapters::kafka_admin(&self.kafka).expect("admin client");
+        let partitions = admin
+            .partitions_of(&self.input)
+            .await
+            .expect("metadata")
+            .expect("input exists");
+        admin
+            .create_topics(&[TopicSpec {
+                name: name.to_owned(),
+                partitions,
+                replication: 1,
+            }])
+            .await
+            .expect("topic created");
+    }
+
+    pub fn routing_text(&self) -> String {
+        std::fs::read_to_string(&self.routing_file).expect("routing file")
+    }
+
+    /// Replaces the routing file atomically (write aside, rename over), as deployment tools do.
+    pub fn write_routing(&self, text: &str) {
+        let aside = self.routing_file.with_extension("toml.new");
+        std::fs::write(&aside, text).expect("routing file written");
+        std::fs::rename(&aside, &self.routing_file).expect("routing file replaced");
+    }
+
+    /// Decodes every record of `topics` once at least `expected` are there (or after 120 s).
+    pub async fn landed(&self, topics: &[&str], expected: usize) -> Vec<Landed> {
+        let decoder = OutputDecoder::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut landed = Vec::new();
+            for topic in topics {
+                for record in self.read_all(topic).await {
+                    let value = record.payload.expect("output has a value");
+                    let schema_id = avro_codec::InputDecoder::schema_id_of(&value).expect("framed");
+                    if !decoder.is_loaded(schema_id) {
+                        decoder
+                            .load(schema_id, &self.registry)
+                            .await
+                            .expect("schema loads");
+                    }
+                    let output = decoder.decode(&value).expect("output decodes");
+                    landed.push(Landed {
+                        topic: (*topic).to_owned(),
+                        id: payload_id(&output.payload).to_owned(),
+                        key: String::from_utf8(record.key.unwrap_or_default()).expect("utf-8"),
+                        partition: record.partition,
+                        offset: record.offset,
+                    });
+                }
+            }
+            if landed.len() >= expected || Instant::now() > deadline {
+                return landed;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -277,6 +358,16 @@ impl World {
     }
 }
 
+/// One output record: where it landed and which event it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub topic: String,
+    pub id: String,
+    pub key: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// The processor binary under test.
 pub struct Processor {
     child: Option<Child>,
@@ -339,6 +430,155 @@ impl Processor {
     }
 }
 
+/// One scrape of `/metrics`: sample name with its labels (as printed) → value.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub samples: BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        Scrape {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The value of `name{labels}` (labels in the order the processor prints them), 0 if absent.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .get(&series(name, labels))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.samples.contains_key(&series(name, labels))
+    }
+
+    /// Every sample of metric `name`, whatever its labels.
+    pub fn all(&self, name: &str) -> Vec<(&str, f64)> {
+        self.samples
+            .iter()
+            .filter(|(series, _)| {
+                series.as_str() == name || series.starts_with(&format!("{name}{{"))
+            })
+            .map(|(series, value)| (series.as_str(), *value))
+            .collect()
+    }
+}
+
+fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return name.to_owned();
+    }
+    let labels: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| format!("{key}=\"{value}\""))
+        .collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+impl Processor {
+    /// The address of the metrics and probes endpoint, from the start-up log line.
+    pub async fn http_address(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            let address = log
+                .lines()
+                .find(|line| line.contains("Serving metrics and probes"))
+                .and_then(|line| line.split("listen=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+            if let Some(address) = address {
+                return address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no metrics endpoint logged within 30 s; log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// GET `path` on the endpoint: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.http_address().await);
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// GET `path` and parse the JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.get(path).await;
+        let json = serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("{path} answered non-JSON `{body}`: {error}"));
+        (status, json)
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "/metrics: {body}");
+        Scrape::parse(&body)
+    }
+
+    /// Scrapes until `done` holds (or panics after `timeout`, showing the last scrape and log).
+    pub async fn wait_for_metrics(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let scrape = self.scrape().await;
+            if done(&scrape) {
+                return scrape;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last scrape:\n{}\nlog:\n{}",
+                scrape.text,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until `/ready` answers `status` and returns its body.
+    pub async fn wait_for_ready_status(&self, status: u16, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (answered, body) = self.get_json("/ready").await;
+            if answered == status {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/ready did not answer {status} within {timeout:?}; last: {answered} {body}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 impl Drop for Processor {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -348,7 +588,7 @@ impl Drop for Processor {
     }
 }
 
-fn routing_toml(outputs: &BTreeMap<&'static str, String>) -> String {
+pub fn routing_toml(outputs: &BTreeMap<&'static str, String>) -> String {
     let mut toml = String::from("version = 1\n");
     for (destination, topic) in outputs {
         toml.push_str(&format!(

@@ -1,0 +1,196 @@
+//! Hot reload of the routing file, on SIGHUP and when its content changes.
+//!
+//! A new table is parsed, validated, checked against the broker (every output topic must exist)
+//! and resolved against the registry (output schema ids) before anything changes; only then is it
+//! published on the watch channel the pipeline reads. The pipeline swaps it in between two
+//! batches, so records already decided keep their outputs and every later record uses the new
+//! table. An invalid file changes nothing: one error line, one failure counted, old table kept.
+
+use crate::ops::Ops;
+use crate::settings::Settings;
+use anyhow::{Context, Result};
+use avro_codec::{CachedRegistry, HttpSchemaRegistry};
+use kafka_adapters::KafkaAdmin;
+use pipeline::RoutingSnapshot;
+use router_core::Router;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::signal::unix::Signal;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// A file seen changed is read again after this pause, and reloaded only if it did not change
+/// meanwhile: an editor writing in place is not caught half-way.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Why a reload was attempted, for the log.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    Signal,
+    FileChanged,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "SIGHUP",
+            Trigger::FileChanged => "file changed",
+        }
+    }
+}
+
+/// Watches one routing file and publishes each valid new table.
+pub(crate) struct Reloader {
+    pub(crate) path: PathBuf,
+    /// `None`: reload only on SIGHUP.
+    pub(crate) poll: Option<Duration>,
+    pub(crate) settings: Settings,
+    pub(crate) admin: KafkaAdmin,
+    pub(crate) registry: CachedRegistry<HttpSchemaRegistry>,
+    pub(crate) updates: watch::Sender<Arc<RoutingSnapshot>>,
+    pub(crate) ops: Arc<Ops>,
+    /// Fingerprint of the file content in force (read at start or at the last good reload).
+    pub(crate) applied: u64,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// Reloads on every SIGHUP, and when the file's content differs from the content in force
+    /// (a content rejected once is not retried until it changes again or SIGHUP comes).
+    pub(crate) async fn run(mut self, mut hangup: Signal) {
+        let mut rejected: Option<u64> = None;
+        let mut poll = self.poll.map(|every| {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
+        loop {
+            let trigger = tokio::select! {
+                signal = hangup.recv() => match signal {
+                    Some(()) => Trigger::Signal,
+                    None => return,
+                },
+                _ = tick(&mut poll) => Trigger::FileChanged,
+            };
+            let text = match tokio::fs::read_to_string(&self.path).await {
+                Ok(text) => text,
+                Err(error) => {
+                    let fingerprint = u64::MAX;
+                    if matches!(trigger, Trigger::Signal) || rejected != Some(fingerprint) {
+                        rejected = Some(fingerprint);
+                        self.reject(
+                            trigger,
+                            &anyhow::Error::new(error)
+                                .context(format!("cannot read {}", self.path.display())),
+                        );
+                    }
+                    continue;
+                }
+            };
+            let fingerprint = fingerprint(&text);
+            if let Trigger::FileChanged = trigger {
+                if fingerprint == self.applied || Some(fingerprint) == rejected {
+                    continue;
+                }
+                tokio::time::sleep(SETTLE).await;
+                match tokio::fs::read_to_string(&self.path).await {
+                    Ok(again) if again == text => {}
+                    _ => continue,
+                }
+            }
+            match self.prepare(&text).await {
+                Ok(snapshot) => {
+                    rejected = None;
+                    self.applied = fingerprint;
+                    self.publish(trigger, snapshot);
+                }
+                Err(error) => {
+                    rejected = Some(fingerprint);
+                    self.reject(trigger, &error);
+                }
+            }
+        }
+    }
+
+    /// Everything that can fail, before anything changes.
+    async fn prepare(&self, text: &str) -> Result<RoutingSnapshot> {
+        let router = Router::from_toml_str(text).context("invalid routing table")?;
+        crate::ensure_topics(&self.admin, &router, &self.settings).await?;
+        RoutingSnapshot::resolve(
+            router,
+            &self.registry,
+            avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
+            self.settings.registry.auto_register,
+        )
+        .await
+        .context("cannot prepare the output schemas")
+    }
+
+    fn publish(&self, trigger: Trigger, snapshot: RoutingSnapshot) {
+        let version = snapshot.router().version();
+        let previous = self.updates.borrow().router().version();
+        // The pipeline holds the receiver for as long as it runs; after it stopped there is
+        // nothing left to route.
+        if self.updates.send(Arc::new(snapshot)).is_err() {
+            warn!("Routing table validated but the pipeline has stopped; not applied.");
+            return;
+        }
+        self.ops.reloads_ok.fetch_add(1, Relaxed);
+        info!(
+            file = %self.path.display(),
+            trigger = %trigger.as_str(),
+            version = %format!("{version:016x}"),
+            previous_version = %format!("{previous:016x}"),
+            "Routing table reloaded; records decided from now on use it."
+        );
+    }
+
+    fn reject(&self, trigger: Trigger, error: &anyhow::Error) {
+        self.ops.reloads_failed.fetch_add(1, Relaxed);
+        let kept = self.updates.borrow().router().version();
+        error!(
+            file = %self.path.display(),
+            trigger = %trigger.as_str(),
+            kept_version = %format!("{kept:016x}"),
+            "Routing file rejected, the routing table in force is kept: {error:#}"
+        );
+    }
+}
+
+/// The next poll tick, or never when polling is off.
+async fn tick(poll: &mut Option<tokio::time::Interval>) {
+    match poll {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Fingerprint of a routing file's content (to notice changes; not cryptographic).
+pub(crate) fn fingerprint(text: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// With routing from the command line there is nothing to reload; SIGHUP is logged, not fatal
+/// (its default action would end the process).
+pub(crate) async fn ignore_hangups(mut hangup: Signal) {
+    while hangup.recv().await.is_some() {
+        warn!(
+            "SIGHUP received, but routing comes from --destination-configurations: nothing to reload. Use a routing file (routing.file) to change routing without a restart."
+        );
+    }
+}
