@@ -132,20 +132,23 @@ async fn run(settings: Settings) -> Result<()> {
         }
         _ => background.push(tokio::spawn(reload::ignore_hangups(hangup))),
     }
-    let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
-    let mut probe_config = registry_config(&settings)?;
-    probe_config.timeout = check_timeout;
-    probe_config.max_retries = 0;
-    background.push(tokio::spawn(ops::run_checks(
-        Arc::clone(&ops),
-        admin.clone(),
-        settings.kafka.group_id.clone(),
-        HttpSchemaRegistry::new(probe_config)
-            .context("cannot create the schema registry client")?,
-        routing.clone(),
-        Duration::from_millis(settings.health.check_interval_ms),
-        check_timeout,
-    )));
+    // The checks only feed the endpoint (readiness, lag): without it they would be wasted.
+    if endpoint.is_some() {
+        let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
+        let mut probe_config = registry_config(&settings)?;
+        probe_config.timeout = check_timeout;
+        probe_config.max_retries = 0;
+        background.push(tokio::spawn(ops::run_checks(
+            Arc::clone(&ops),
+            admin.clone(),
+            settings.kafka.group_id.clone(),
+            HttpSchemaRegistry::new(probe_config)
+                .context("cannot create the schema registry client")?,
+            routing.clone(),
+            Duration::from_millis(settings.health.check_interval_ms),
+            check_timeout,
+        )));
+    }
 
     let (report_sender, reports) = mpsc::unbounded_channel();
     let producer_config = settings.kafka.client(&settings.kafka.producer_properties);

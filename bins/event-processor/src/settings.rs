@@ -512,4 +512,125 @@ mod tests {
             Some("zstd")
         );
     }
+
+    #[test]
+    fn metrics_endpoint_is_on_by_default_and_its_address_can_be_changed() {
+        let settings =
+            Settings::load(&cli(&["--destination-configurations", "{}"])).expect("valid");
+        assert!(settings.http.enabled);
+        assert_eq!(
+            settings.http_listen().expect("address").to_string(),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(settings.routing.reload_poll_ms, 1000);
+        let settings = Settings::load(&cli(&[
+            "--destination-configurations",
+            "{}",
+            "--http-listen",
+            "0.0.0.0:9100",
+            "--routing-reload-poll-ms",
+            "0",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            settings.http_listen().expect("address").to_string(),
+            "0.0.0.0:9100"
+        );
+        assert_eq!(settings.routing.reload_poll_ms, 0);
+    }
+
+    #[test]
+    fn bad_metrics_address_is_a_clear_error() {
+        let error = Settings::load(&cli(&[
+            "--destination-configurations",
+            "{}",
+            "--http-listen",
+            "localhost",
+        ]))
+        .expect_err("bad address");
+        assert!(
+            format!("{error:#}").contains("http.listen `localhost` is not an address"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn stall_limit_must_outlast_a_revoke_drain() {
+        let dir = std::env::temp_dir().join(format!("ep-settings-stall-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("processor.toml");
+        std::fs::write(&file, "[health]\nstall_after_ms = 20000\n").expect("write");
+        let error = Settings::load(&cli(&[
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--destination-configurations",
+            "{}",
+        ]))
+        .expect_err("stall limit below the drain timeout");
+        assert!(
+            error.to_string().contains("health.stall_after_ms (20000)"),
+            "{error}"
+        );
+    }
+
+    /// `section.key` of every `key = value` line outside librdkafka property tables.
+    fn keys_of(toml: &str) -> Vec<String> {
+        let mut section = String::new();
+        let mut keys = Vec::new();
+        for line in toml.lines().map(str::trim) {
+            if let Some(header) = line.strip_prefix('[') {
+                section = header.trim_end_matches(']').to_owned();
+            } else if let Some((key, _)) = line.split_once('=')
+                && !line.starts_with('#')
+                && !section.contains('.')
+            {
+                let key = key.trim();
+                keys.push(match section.as_str() {
+                    "" => key.to_owned(),
+                    section => format!("{section}.{key}"),
+                });
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_setting_is_in_the_deploy_file_and_the_operations_guide() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let deploy =
+            std::fs::read_to_string(root.join("deploy/processor.toml")).expect("deploy file");
+        let guide =
+            std::fs::read_to_string(root.join("docs/OPERATIONS.md")).expect("operations guide");
+        let deploy_keys = keys_of(&deploy);
+        let defaults = keys_of(DEFAULTS);
+        assert!(defaults.len() >= 27, "parsed the defaults: {defaults:?}");
+        for key in &defaults {
+            assert!(
+                deploy_keys.contains(key),
+                "deploy/processor.toml lacks `{key}`"
+            );
+        }
+        let optional = [
+            "kafka.properties",
+            "kafka.consumer_properties",
+            "kafka.producer_properties",
+            "registry.basic_auth_user",
+            "registry.basic_auth_password",
+            "routing.file",
+            "routing.destination_configurations",
+        ];
+        for key in defaults.iter().map(String::as_str).chain(optional) {
+            assert!(
+                guide.contains(&format!("| `{key}` |")),
+                "docs/OPERATIONS.md does not document `{key}`"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("ep-settings-deploy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("processor.toml");
+        std::fs::write(&file, &deploy).expect("write");
+        let settings = Settings::load(&cli(&["--config", file.to_str().expect("utf-8")]))
+            .expect("the deploy file is a valid configuration");
+        assert!(settings.routing.file.is_some());
+    }
 }
