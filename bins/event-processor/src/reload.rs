@@ -37,7 +37,7 @@ impl Trigger {
     fn as_str(self) -> &'static str {
         match self {
             Trigger::Signal => "SIGHUP",
-            Trigger::FileChanged => "file changed",
+            Trigger::FileChanged => "file-change",
         }
     }
 }
@@ -109,11 +109,12 @@ impl Reloader {
                     _ => continue,
                 }
             }
+            let started = std::time::Instant::now();
             match self.prepare(&text).await {
                 Ok(snapshot) => {
                     rejected = None;
                     self.applied = fingerprint;
-                    self.publish(trigger, snapshot);
+                    self.publish(trigger, snapshot, started.elapsed());
                 }
                 Err(error) => {
                     rejected = Some(fingerprint);
@@ -137,7 +138,7 @@ impl Reloader {
         .context("cannot prepare the output schemas")
     }
 
-    fn publish(&self, trigger: Trigger, snapshot: RoutingSnapshot) {
+    fn publish(&self, trigger: Trigger, snapshot: RoutingSnapshot, prepared_in: Duration) {
         let version = snapshot.router().version();
         let previous = self.updates.borrow().router().version();
         // The pipeline holds the receiver for as long as it runs; after it stopped there is
@@ -152,6 +153,7 @@ impl Reloader {
             trigger = %trigger.as_str(),
             version = %format!("{version:016x}"),
             previous_version = %format!("{previous:016x}"),
+            prepared_ms = prepared_in.as_millis() as u64,
             "Routing table reloaded; records decided from now on use it."
         );
     }
