@@ -16,6 +16,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
@@ -34,10 +35,16 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Stops accepting connections and waits for open requests to finish.
-    pub(crate) async fn stop(self) {
+    /// Stops accepting connections and lets open requests finish, for a second at most (a
+    /// scraper's connection must not hold the exit back).
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 
