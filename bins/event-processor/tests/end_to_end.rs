@@ -213,7 +213,7 @@ async fn survives_repeated_sigkill_without_losing_an_event() {
         processor = world.start_processor(&format!("processor-crash-{round}"));
     }
     producing.await.expect("producer finished");
-    let routed = world.routed(total).await;
+    let routed = world.routed_distinct(total).await;
     let ids: Vec<&str> = routed
         .iter()
         .map(|(_, output, _)| payload_id(&output.payload))

@@ -338,6 +338,26 @@ impl World {
         }
     }
 
+    /// Like [`World::routed`], but waits until `expected` distinct events arrived: after a crash
+    /// duplicates make the record count reach `expected` before every event did.
+    pub async fn routed_distinct(
+        &self,
+        expected: usize,
+    ) -> Vec<(&'static str, ProcessorToConsumer, String)> {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let routed = self.routed(expected).await;
+            let distinct: std::collections::BTreeSet<&str> = routed
+                .iter()
+                .map(|(_, output, _)| payload_id(&output.payload))
+                .collect();
+            if distinct.len() >= expected || Instant::now() > deadline {
+                return routed;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The group's committed position per input partition.
     pub async fn committed(&self) -> Vec<(i32, Option<i64>)> {
         let admin = kafka_adapters::kafka_admin(&self.kafka).expect("admin");
