@@ -78,6 +78,9 @@ pub trait RecordSource: Send {
     ///
     /// An `Err` is terminal: the source has stopped (fatal consumer error, or
     /// [`AdapterError::ConsumerClosed`] after a close).
+    ///
+    /// Must be cancel-safe: the pipeline polls it in `tokio::select!` beside delivery reports and
+    /// timers, and drops the future when another branch wins; dropping it must lose no event.
     fn next_event(&mut self) -> impl Future<Output = Result<SourceEvent, AdapterError>> + Send;
 }
 
