@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod args;
+mod broker;
+mod process;
+mod report;
+
+pub use args::{
+    parse_property, schema_registry_url, translate_prototype_flags, validate_bootstrap,
+};
+pub use broker::missing_topics;
+pub use process::{LogFormat, init_logging, start_runtime, stop_on_ctrl_c};
+pub use report::one_line;
