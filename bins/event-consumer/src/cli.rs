@@ -156,11 +156,8 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn from_cli(cli: Cli) -> Result<Self> {
-        validate_bootstrap(&cli.bootstrap_servers)?;
-        let registry_url = cli.schema_registry_url.trim_end_matches('/').to_owned();
-        if !(registry_url.starts_with("http://") || registry_url.starts_with("https://")) {
-            bail!("schema registry url `{registry_url}` must start with http:// or https://");
-        }
+        cli_support::validate_bootstrap(&cli.bootstrap_servers)?;
+        let registry_url = cli_support::schema_registry_url(&cli.schema_registry_url)?;
         let topics = dedup(cli.topics.iter().map(|topic| topic.trim().to_owned()));
         ensure!(
             !topics.is_empty(),
@@ -184,14 +181,12 @@ impl Settings {
             .filter(|topic| !topic.is_empty() && !cli.no_dead_letter_topic);
         let mut kafka = KafkaConfig::new(cli.bootstrap_servers.trim());
         for property in &cli.kafka_properties {
-            let Some((key, value)) = property.split_once('=') else {
-                bail!("--kafka-property `{property}` is not KEY=VALUE");
-            };
+            let (key, value) = cli_support::parse_property("--kafka-property", property)?;
             ensure!(
-                !key.trim().is_empty(),
+                !key.is_empty(),
                 "--kafka-property `{property}` has an empty key"
             );
-            kafka = kafka.with(key.trim(), value.trim());
+            kafka = kafka.with(key, value);
         }
         Ok(Self {
             kafka,
@@ -240,21 +235,6 @@ fn dedup(items: impl IntoIterator<Item = String>) -> Vec<String> {
         }
     }
     kept
-}
-
-/// Every bootstrap entry must be `host:port` with a numeric port.
-fn validate_bootstrap(servers: &str) -> Result<()> {
-    for server in servers.split(',').map(str::trim) {
-        let valid = server
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !valid {
-            bail!(
-                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Parses the process arguments; clap exits with status 2 on a usage error.

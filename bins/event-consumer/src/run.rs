@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kafka_adapters::TopicAdmin;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -215,21 +214,12 @@ pub(crate) async fn run(settings: &Settings, stop: &AtomicBool) -> Result<Summar
 /// Fails early and clearly on an unreachable broker or a missing topic.
 async fn check_topics(settings: &Settings, topics: &[String]) -> Result<()> {
     let bootstrap = &settings.kafka.bootstrap_servers;
-    let admin = kafka_adapters::kafka_admin(&settings.kafka)
-        .context("cannot create the Kafka admin client")?
-        .with_timeout(settings.connect_timeout);
-    let mut missing = Vec::new();
-    for topic in topics {
-        let partitions = admin.partitions_of(topic).await.with_context(|| {
-            format!(
-                "cannot reach the Kafka broker at {bootstrap} within {:?}; check --bootstrap-servers and that the broker is up",
-                settings.connect_timeout
-            )
-        })?;
-        if partitions.is_none() {
-            missing.push(topic.as_str());
-        }
-    }
+    let missing = cli_support::missing_topics(
+        &settings.kafka,
+        topics.iter().map(String::as_str),
+        settings.connect_timeout,
+    )
+    .await?;
     if !missing.is_empty() {
         bail!(
             "topics missing on the broker at {bootstrap}: {}; check --topics, --destination-topic \

@@ -122,11 +122,8 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub(crate) fn from_cli(cli: Cli) -> Result<Self> {
-        validate_bootstrap(&cli.bootstrap_servers)?;
-        let registry_url = cli.schema_registry_url.trim_end_matches('/').to_owned();
-        if !(registry_url.starts_with("http://") || registry_url.starts_with("https://")) {
-            bail!("schema registry url `{registry_url}` must start with http:// or https://");
-        }
+        cli_support::validate_bootstrap(&cli.bootstrap_servers)?;
+        let registry_url = cli_support::schema_registry_url(&cli.schema_registry_url)?;
         ensure!(!cli.topic.trim().is_empty(), "--topic must not be empty");
         let tenants = tenants(&cli)?;
         let destinations = destinations(&cli.destinations)?;
@@ -236,30 +233,12 @@ fn pause(sleep_ms: u64, sleep_seconds: Option<f64>) -> Result<Duration> {
 }
 
 fn parse_property(property: &str) -> Result<(String, String)> {
-    let Some((key, value)) = property.split_once('=') else {
-        bail!("--kafka-property `{property}` is not KEY=VALUE");
-    };
-    let key = key.trim();
+    let (key, value) = cli_support::parse_property("--kafka-property", property)?;
     ensure!(
         !key.is_empty(),
         "--kafka-property `{property}` has an empty key"
     );
-    Ok((key.to_owned(), value.trim().to_owned()))
-}
-
-/// Every bootstrap entry must be `host:port` with a numeric port.
-fn validate_bootstrap(servers: &str) -> Result<()> {
-    for server in servers.split(',').map(str::trim) {
-        let valid = server
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !valid {
-            bail!(
-                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
-            );
-        }
-    }
-    Ok(())
+    Ok((key, value))
 }
 
 /// Rewrites the prototype's single-dash flags (`-target_topic X`) to ours (`--topic X`), so the
@@ -276,14 +255,7 @@ pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
         ("-sleep_between_messages_in_seconds", "--sleep-seconds"),
         ("-log_level", "--log-level"),
     ];
-    args.into_iter()
-        .map(|arg| {
-            PROTOTYPE_FLAGS
-                .iter()
-                .find(|(old, _)| *old == arg)
-                .map_or(arg, |(_, new)| (*new).to_owned())
-        })
-        .collect()
+    cli_support::translate_prototype_flags(args, &PROTOTYPE_FLAGS)
 }
 
 /// Parses the process arguments; clap exits with status 2 on a usage error.

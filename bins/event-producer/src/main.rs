@@ -11,10 +11,11 @@ mod manifest;
 mod pacing;
 mod run;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+
+use cli_support::{LogFormat, one_line};
 
 fn main() -> ExitCode {
     let settings = match cli::parse_args() {
@@ -24,20 +25,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    cli_support::init_logging(&settings.log_level, "warn", LogFormat::Plain);
+    let runtime = match cli_support::start_runtime(ExitCode::from(3)) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(3);
-        }
+        Err(code) => return code,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let outcome = runtime.block_on(async {
-        tokio::spawn(stop_on_ctrl_c(Arc::clone(&stop)));
+        tokio::spawn(cli_support::stop_on_ctrl_c(
+            Arc::clone(&stop),
+            "stopping: waiting for delivery reports of the records sent (Ctrl-C again to exit at once)",
+        ));
         run::run(&settings, &stop).await
     });
     match outcome {
@@ -58,63 +56,5 @@ fn main() -> ExitCode {
             eprintln!("error: {}", one_line(&error));
             ExitCode::from(3)
         }
-    }
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.to_lowercase()))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// First Ctrl-C: stop sending and wait for the records already sent. Second: exit at once.
-async fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
-    if tokio::signal::ctrl_c().await.is_err() {
-        return;
-    }
-    eprintln!(
-        "stopping: waiting for delivery reports of the records sent (Ctrl-C again to exit at once)"
-    );
-    stop.store(true, Ordering::Relaxed);
-    if tokio::signal::ctrl_c().await.is_ok() {
-        std::process::exit(130);
-    }
-}
-
-/// The error and its causes on one line, skipping causes whose text the line already holds
-/// (our error types repeat their source's message).
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(text.as_str()) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_causes_already_in_the_message_are_not_repeated() {
-        let inner = anyhow::anyhow!("connection refused");
-        let middle = inner.context("cannot reach the registry: connection refused");
-        let outer = middle.context("cannot get the schema id");
-        assert_eq!(
-            one_line(&outer),
-            "cannot get the schema id: cannot reach the registry: connection refused"
-        );
     }
 }

@@ -18,9 +18,7 @@ use avro_codec::{
     SchemaRegistry,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kafka_adapters::{
-    DeliveryReport, DeliveryTag, KafkaRecordSink, OutboundRecord, RecordSink, TopicAdmin,
-};
+use kafka_adapters::{DeliveryReport, DeliveryTag, KafkaRecordSink, OutboundRecord, RecordSink};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -149,16 +147,13 @@ pub(crate) async fn run(settings: &Settings, stop: &AtomicBool) -> Result<Summar
 /// letting every record time out.
 async fn check_topic(settings: &Settings) -> Result<()> {
     let bootstrap = &settings.kafka.bootstrap_servers;
-    let admin = kafka_adapters::kafka_admin(&settings.kafka)
-        .context("cannot create the Kafka admin client")?
-        .with_timeout(settings.connect_timeout);
-    let partitions = admin.partitions_of(&settings.topic).await.with_context(|| {
-        format!(
-            "cannot reach the Kafka broker at {bootstrap} within {:?}; check --bootstrap-servers and that the broker is up",
-            settings.connect_timeout
-        )
-    })?;
-    if partitions.is_none() {
+    let missing = cli_support::missing_topics(
+        &settings.kafka,
+        [settings.topic.as_str()],
+        settings.connect_timeout,
+    )
+    .await?;
+    if !missing.is_empty() {
         bail!(
             "topic `{}` does not exist on the broker at {bootstrap}; create it first \
              (`cargo xtask stack up` creates the standard topics)",
