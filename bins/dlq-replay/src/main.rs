@@ -64,15 +64,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cli_support::start_runtime(ExitCode::FAILURE) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(replay(&kafka, &options)) {
         Ok(summary) => {
@@ -95,10 +89,8 @@ fn configure(cli: &Cli) -> Result<(KafkaConfig, ReplayOptions)> {
     }
     let mut kafka = KafkaConfig::new(cli.bootstrap_servers.clone());
     for property in &cli.kafka_properties {
-        let Some((key, value)) = property.split_once('=') else {
-            bail!("--kafka-property `{property}` is not KEY=VALUE");
-        };
-        kafka = kafka.with(key.trim(), value.trim());
+        let (key, value) = cli_support::parse_property("--kafka-property", property)?;
+        kafka = kafka.with(key, value);
     }
     let mut options = ReplayOptions::new(cli.dlq_topic.clone(), cli.target_topic.clone());
     options.reasons = cli.reasons.clone();

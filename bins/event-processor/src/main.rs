@@ -14,6 +14,7 @@ mod settings;
 use anyhow::{Context, Result, bail};
 use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use clap::Parser;
+use cli_support::LogFormat;
 use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
 use offset_tracker::CommitPolicy;
 use ops::{Limits, Ops, Phase};
@@ -37,16 +38,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let log_format = match settings.log.json {
+        true => LogFormat::Json,
+        false => LogFormat::Plain,
+    };
+    cli_support::init_logging(&settings.log.level, "info", log_format);
+    let runtime = match cli_support::start_runtime(ExitCode::FAILURE) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,22 +54,6 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(log: &settings::LogSettings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(log.level.to_lowercase()))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: log files and collectors get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if log.json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

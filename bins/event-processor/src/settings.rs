@@ -300,7 +300,7 @@ impl Settings {
         if self.processor_id.trim().is_empty() {
             bail!("processor_id must not be empty");
         }
-        validate_bootstrap(&self.kafka.bootstrap_servers)?;
+        cli_support::validate_bootstrap(&self.kafka.bootstrap_servers)?;
         if !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
         {
             bail!(
@@ -357,10 +357,8 @@ fn add_properties(
     flag_name: &str,
 ) -> Result<()> {
     for property in flags {
-        let Some((key, value)) = property.split_once('=') else {
-            bail!("{flag_name} `{property}` is not KEY=VALUE");
-        };
-        properties.insert(key.trim().to_owned(), value.trim().to_owned());
+        let (key, value) = cli_support::parse_property(flag_name, property)?;
+        properties.insert(key, value);
     }
     Ok(())
 }
@@ -380,23 +378,6 @@ impl KafkaSettings {
     }
 }
 
-/// Every bootstrap entry must be `host:port` with a numeric port.
-fn validate_bootstrap(servers: &str) -> Result<()> {
-    for server in servers.split(',').map(str::trim) {
-        let Some((host, port)) = server.rsplit_once(':') else {
-            bail!(
-                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
-            );
-        };
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            bail!(
-                "bad broker address `{server}` in bootstrap servers `{servers}`: expected host:port"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Rewrites the prototype's single-dash flags (`-processor_id X`) to ours (`--processor-id X`), so
 /// the prototype's command lines keep working.
 pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
@@ -413,14 +394,7 @@ pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
         ),
         ("-log_level", "--log-level"),
     ];
-    args.into_iter()
-        .map(|arg| {
-            PROTOTYPE_FLAGS
-                .iter()
-                .find(|(old, _)| *old == arg)
-                .map_or(arg, |(_, new)| (*new).to_owned())
-        })
-        .collect()
+    cli_support::translate_prototype_flags(args, &PROTOTYPE_FLAGS)
 }
 
 #[cfg(test)]
