@@ -10,6 +10,18 @@
 //! When they are missing a test skips with a loud message, unless
 //! [`REQUIRE_STACK_ENV`] (`EP_REQUIRE_STACK=1`) is set, as `cargo xtask test` does: then a
 //! missing stack fails the test, so a skip can never be counted as a pass in CI.
+//!
+//! Tests of binaries run them with [`run_to_completion`]. With the `kafka` feature, tests also
+//! get broker helpers ([`create_topics`], [`produce_and_wait`], [`header`]) built on
+//! `kafka-adapters`; the feature keeps librdkafka out of the pure crates' test builds.
+
+mod process;
+pub use process::{Finished, run_to_completion, scratch_dir};
+
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "kafka")]
+pub use kafka::{create_topics, header, produce_and_wait};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
