@@ -14,8 +14,6 @@ mod run;
 mod verify;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use cli_support::{LogFormat, one_line};
 
@@ -28,18 +26,14 @@ fn main() -> ExitCode {
         }
     };
     cli_support::init_logging(&settings.log_level, "warn", LogFormat::Plain);
-    let runtime = match cli_support::start_runtime(ExitCode::from(3)) {
-        Ok(runtime) => runtime,
+    let outcome = match cli_support::block_on_stoppable(
+        ExitCode::from(3),
+        "stopping: finishing the current batch (Ctrl-C again to exit at once)",
+        async |stop| run::run(&settings, &stop).await,
+    ) {
+        Ok(outcome) => outcome,
         Err(code) => return code,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let outcome = runtime.block_on(async {
-        tokio::spawn(cli_support::stop_on_ctrl_c(
-            Arc::clone(&stop),
-            "stopping: finishing the current batch (Ctrl-C again to exit at once)",
-        ));
-        run::run(&settings, &stop).await
-    });
     match outcome {
         Ok(summary) => {
             run::print_summary(&settings, &summary);

@@ -43,9 +43,23 @@ pub fn start_runtime(on_failure: ExitCode) -> Result<tokio::runtime::Runtime, Ex
         })
 }
 
-/// First Ctrl-C: prints `message` (what the binary finishes before it stops) and sets `stop`.
-/// Second Ctrl-C: exits at once with status 130.
-pub async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, message: &'static str) {
+/// Runs `work` to completion on a fresh runtime (see [`start_runtime`]), handing it a flag that
+/// tells it to wrap up. The first Ctrl-C prints `ctrl_c_message` (what the binary finishes before
+/// it stops) and sets the flag; a second one exits at once with status 130.
+pub fn block_on_stoppable<T>(
+    on_runtime_failure: ExitCode,
+    ctrl_c_message: &'static str,
+    work: impl AsyncFnOnce(Arc<AtomicBool>) -> T,
+) -> Result<T, ExitCode> {
+    let runtime = start_runtime(on_runtime_failure)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    Ok(runtime.block_on(async {
+        tokio::spawn(stop_on_ctrl_c(Arc::clone(&stop), ctrl_c_message));
+        work(stop).await
+    }))
+}
+
+async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, message: &'static str) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -59,6 +73,15 @@ pub async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, message: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stoppable_work_runs_to_completion_with_the_flag_down() {
+        let outcome = block_on_stoppable(ExitCode::from(3), "unused", async |stop| {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            stop.load(Ordering::Relaxed)
+        });
+        assert_eq!(outcome, Ok(false));
+    }
 
     #[test]
     fn started_runtime_runs_timers_and_io() {
