@@ -1,15 +1,12 @@
 //! The `dlq-replay` binary against the real broker.
 
-use kafka_adapters::{
-    KafkaConfig, OutboundRecord, ReadUntil, RecordSink, TopicAdmin, TopicRecord, TopicSpec,
-    read_topic,
-};
+use kafka_adapters::{KafkaConfig, OutboundRecord, ReadUntil, TopicRecord, read_topic};
 use pipeline::dead_letter_headers as headers;
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
-use test_support::{require_stack, unique_name};
+use test_support::{create_topics, header, produce_and_wait, require_stack, unique_name};
 
 struct Topics {
     kafka: KafkaConfig,
@@ -25,32 +22,18 @@ impl Topics {
             dead_letter: format!("{prefix}.dlq"),
             input: format!("{prefix}.in"),
         };
-        let admin = kafka_adapters::kafka_admin(&topics.kafka).expect("admin");
-        admin
-            .create_topics(&[
-                TopicSpec {
-                    name: topics.dead_letter.clone(),
-                    partitions: 2,
-                    replication: 1,
-                },
-                TopicSpec {
-                    name: topics.input.clone(),
-                    partitions: 3,
-                    replication: 1,
-                },
-            ])
-            .await
-            .expect("topics created");
+        create_topics(&topics.kafka, [topics.dead_letter.as_str()], 2).await;
+        create_topics(&topics.kafka, [topics.input.as_str()], 3).await;
         topics
     }
 
     /// Writes dead letters as the processor does: original key and value, `dlq.*` headers.
     async fn write_dead_letters(&self, reasons: &[&str]) {
-        let (report_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
-        let sink = kafka_adapters::kafka_producer(&self.kafka, report_sender).expect("producer");
         let topic: Arc<str> = Arc::from(self.dead_letter.as_str());
-        for (index, reason) in reasons.iter().enumerate() {
-            let record = OutboundRecord {
+        let records = reasons
+            .iter()
+            .enumerate()
+            .map(|(index, reason)| OutboundRecord {
                 topic: Arc::clone(&topic),
                 key: Some(format!("tenant-{index}:LOGISTICS").into_bytes()),
                 payload: format!("original value {index}").into_bytes(),
@@ -67,16 +50,8 @@ impl Topics {
                         index.to_string().into_bytes(),
                     ),
                 ],
-            };
-            sink.send(record, index).expect("accepted");
-        }
-        for _ in reasons {
-            let report = tokio::time::timeout(Duration::from_secs(30), reports.recv())
-                .await
-                .expect("acknowledged in time")
-                .expect("reports open");
-            assert!(report.result.is_ok(), "dead letter written");
-        }
+            });
+        produce_and_wait(&self.kafka, records.collect(), Duration::from_secs(30)).await;
     }
 
     async fn read(&self, topic: &str) -> Vec<TopicRecord> {
@@ -101,14 +76,6 @@ impl Topics {
         );
         output
     }
-}
-
-fn header<'a>(record: &'a TopicRecord, name: &str) -> Option<&'a str> {
-    record
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 
 fn stdout(output: &Output) -> String {

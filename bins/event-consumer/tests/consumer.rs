@@ -2,8 +2,9 @@
 //! fresh output and dead-letter topics with the kafka-adapters producer, then the binary reads,
 //! prints and verifies them.
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,10 +12,11 @@ use avro_codec::{
     HttpSchemaRegistry, InputEncoder, OutputEncoder, ProcessorToConsumer, ProducerToProcessor,
     RegistryClientConfig,
 };
-use kafka_adapters::{
-    KafkaConfig, OutboundRecord, RecordSink, TopicAdmin, TopicSpec, kafka_admin, kafka_producer,
+use kafka_adapters::{KafkaConfig, OutboundRecord, TopicAdmin, kafka_admin};
+use test_support::{
+    FAST_GROUP_PROPERTIES, Finished, Stack, create_topics, produce_and_wait, require_stack,
+    run_to_completion, scratch_dir, unique_name,
 };
-use test_support::{FAST_GROUP_PROPERTIES, Stack, require_stack, unique_name};
 
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -34,32 +36,17 @@ impl Fixture {
             fin: unique_name("ec-fin"),
             mkt: unique_name("ec-mkt"),
             dlq: unique_name("ec-dlq"),
-            dir: scratch_dir(),
+            dir: scratch_dir("event-consumer-test"),
             stack,
         };
-        fixture.create_topics().await;
+        let topics = [&fixture.fin, &fixture.mkt, &fixture.dlq].map(String::as_str);
+        create_topics(&fixture.kafka(), topics, 3).await;
         fixture.produce().await;
         fixture
     }
 
     fn kafka(&self) -> KafkaConfig {
         KafkaConfig::new(self.stack.kafka_bootstrap.clone())
-    }
-
-    async fn create_topics(&self) {
-        let specs: Vec<TopicSpec> = [&self.fin, &self.mkt, &self.dlq]
-            .into_iter()
-            .map(|name| TopicSpec {
-                name: name.clone(),
-                partitions: 3,
-                replication: 1,
-            })
-            .collect();
-        kafka_admin(&self.kafka())
-            .expect("admin")
-            .create_topics(&specs)
-            .await
-            .expect("topics created");
     }
 
     async fn produce(&self) {
@@ -105,20 +92,7 @@ impl Fixture {
             }),
             "unauthorized",
         ));
-        let count = records.len();
-        let (reports_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
-        let sink = kafka_producer(&self.kafka(), reports_sender).expect("producer");
-        for (tag, record) in records.into_iter().enumerate() {
-            sink.send(record, tag)
-                .unwrap_or_else(|rejected| panic!("send refused: {}", rejected.error));
-        }
-        for _ in 0..count {
-            let report = tokio::time::timeout(PATIENCE, reports.recv())
-                .await
-                .expect("delivery reports in time")
-                .expect("report channel open");
-            report.result.expect("delivered");
-        }
+        produce_and_wait(&self.kafka(), records, PATIENCE).await;
     }
 
     fn manifest(&self, entries: &[(&str, &str)]) -> PathBuf {
@@ -144,31 +118,28 @@ impl Fixture {
 
     /// Verification flags for the fixture's topics.
     fn verify_args(&self, manifest: &Path, summary: &Path) -> Vec<String> {
-        [
-            "--bootstrap-servers",
-            &self.stack.kafka_bootstrap,
-            "--schema-registry-url",
-            &self.stack.registry_url,
-            "--verify",
-            manifest.to_str().expect("UTF-8 path"),
-            "--topics",
-            &format!("{},{}", self.fin, self.mkt),
-            "--destination-topic",
-            &format!("FINANCE={}", self.fin),
-            "--destination-topic",
-            &format!("MARKETING={}", self.mkt),
-            "--destination-topic",
-            &format!("LOGISTICS={}", self.fin),
-            "--dead-letter-topic",
-            &self.dlq,
-            "--idle-timeout-ms",
-            "2000",
-            "--summary-json",
-            summary.to_str().expect("UTF-8 path"),
-            "--quiet",
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        stack_args(
+            &self.stack,
+            &[
+                "--verify",
+                manifest.to_str().expect("UTF-8 path"),
+                "--topics",
+                &format!("{},{}", self.fin, self.mkt),
+                "--destination-topic",
+                &format!("FINANCE={}", self.fin),
+                "--destination-topic",
+                &format!("MARKETING={}", self.mkt),
+                "--destination-topic",
+                &format!("LOGISTICS={}", self.fin),
+                "--dead-letter-topic",
+                &self.dlq,
+                "--idle-timeout-ms",
+                "2000",
+                "--summary-json",
+                summary.to_str().expect("UTF-8 path"),
+                "--quiet",
+            ],
+        )
     }
 }
 
@@ -187,51 +158,21 @@ fn dead_letter(topic: &str, value: Vec<u8>, reason: &str) -> OutboundRecord {
     }
 }
 
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("event-consumer-test"));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// `--bootstrap-servers` and `--schema-registry-url` of `stack`, then `more`.
+fn stack_args(stack: &Stack, more: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--bootstrap-servers".to_owned(),
+        stack.kafka_bootstrap.clone(),
+        "--schema-registry-url".to_owned(),
+        stack.registry_url.clone(),
+    ];
+    args.extend(more.iter().map(|arg| (*arg).to_owned()));
+    args
 }
 
 /// Runs the consumer binary to completion (killed after [`PATIENCE`]).
-fn run_consumer<S: AsRef<str>>(args: &[S]) -> Finished {
-    let dir = scratch_dir();
-    let (stdout_path, stderr_path) = (dir.join("stdout"), dir.join("stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_event-consumer"))
-        .args(args.iter().map(AsRef::as_ref))
-        .stdout(Stdio::from(
-            std::fs::File::create(&stdout_path).expect("stdout file"),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(&stderr_path).expect("stderr file"),
-        ))
-        .spawn()
-        .expect("the consumer binary starts");
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "event-consumer did not finish within {PATIENCE:?}; stderr: {}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Finished {
-        code: status.code(),
-        stdout: std::fs::read_to_string(stdout_path).expect("stdout"),
-        stderr: std::fs::read_to_string(stderr_path).expect("stderr"),
-    }
+fn run_consumer<S: AsRef<OsStr> + Debug>(args: &[S]) -> Finished {
+    run_to_completion(env!("CARGO_BIN_EXE_event-consumer"), args, PATIENCE)
 }
 
 fn summary(path: &Path) -> serde_json::Value {
@@ -245,13 +186,7 @@ async fn verify_passes_when_every_manifest_id_is_on_its_destination_topic() {
     let manifest = fixture.manifest(&[("a1", "FINANCE"), ("a2", "FINANCE"), ("b1", "MARKETING")]);
     let summary_path = fixture.dir.join("summary.json");
     let finished = run_consumer(&fixture.verify_args(&manifest, &summary_path));
-    assert_eq!(
-        finished.code,
-        Some(0),
-        "stdout: {}\nstderr: {}",
-        finished.stdout,
-        finished.stderr
-    );
+    finished.assert_code(0);
     assert!(
         finished.stdout.contains("verification: OK"),
         "{}",
@@ -282,13 +217,7 @@ async fn verify_reports_a_missing_id_and_exits_non_zero() {
     ]);
     let summary_path = fixture.dir.join("summary.json");
     let finished = run_consumer(&fixture.verify_args(&manifest, &summary_path));
-    assert_eq!(
-        finished.code,
-        Some(1),
-        "stdout: {}\nstderr: {}",
-        finished.stdout,
-        finished.stderr
-    );
+    finished.assert_code(1);
     assert!(
         finished.stdout.contains("verification: FAILED"),
         "{}",
@@ -316,7 +245,7 @@ async fn verify_reports_an_id_on_another_destinations_topic_as_misrouted() {
     let manifest = fixture.manifest(&[("a1", "FINANCE"), ("b1", "FINANCE")]);
     let summary_path = fixture.dir.join("summary.json");
     let finished = run_consumer(&fixture.verify_args(&manifest, &summary_path));
-    assert_eq!(finished.code, Some(1), "stderr: {}", finished.stderr);
+    finished.assert_code(1);
     let misrouted = &summary(&summary_path)["verification"]["misrouted"];
     assert_eq!(misrouted["count"], 1);
     assert_eq!(misrouted["first"][0]["id"], "b1");
@@ -333,7 +262,7 @@ async fn dead_lettered_ids_are_missing_unless_accepted() {
     let manifest = fixture.manifest(&[("a1", "FINANCE"), ("c1", "LOGISTICS")]);
     let strict_summary = fixture.dir.join("strict.json");
     let strict = run_consumer(&fixture.verify_args(&manifest, &strict_summary));
-    assert_eq!(strict.code, Some(1), "stderr: {}", strict.stderr);
+    strict.assert_code(1);
     let verification = &summary(&strict_summary)["verification"];
     assert_eq!(verification["missing"]["first"][0], "c1");
     assert_eq!(verification["missing_dead_lettered"], 1);
@@ -342,7 +271,7 @@ async fn dead_lettered_ids_are_missing_unless_accepted() {
     let mut args = fixture.verify_args(&manifest, &lenient_summary);
     args.push("--accept-dead-lettered".to_owned());
     let lenient = run_consumer(&args);
-    assert_eq!(lenient.code, Some(0), "stderr: {}", lenient.stderr);
+    lenient.assert_code(0);
     let summary = summary(&lenient_summary);
     assert_eq!(summary["stopped_by"], "all_seen");
     assert_eq!(summary["verification"]["dead_lettered"], 1);
@@ -351,19 +280,18 @@ async fn dead_lettered_ids_are_missing_unless_accepted() {
 #[tokio::test]
 async fn prints_records_as_json_lines_and_stops_at_max() {
     let fixture = Fixture::new(require_stack!()).await;
-    let finished = run_consumer(&[
-        "--bootstrap-servers",
-        &fixture.stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &fixture.stack.registry_url,
-        "--topics",
-        &format!("{},{}", fixture.fin, fixture.mkt),
-        "--format",
-        "json",
-        "--max",
-        "2",
-    ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    let finished = run_consumer(&stack_args(
+        &fixture.stack,
+        &[
+            "--topics",
+            &format!("{},{}", fixture.fin, fixture.mkt),
+            "--format",
+            "json",
+            "--max",
+            "2",
+        ],
+    ));
+    finished.assert_code(0);
     let lines: Vec<serde_json::Value> = finished
         .stdout
         .lines()
@@ -390,19 +318,18 @@ async fn prints_records_as_json_lines_and_stops_at_max() {
 #[tokio::test]
 async fn human_lines_show_dead_letters_with_their_reason() {
     let fixture = Fixture::new(require_stack!()).await;
-    let finished = run_consumer(&[
-        "--bootstrap-servers",
-        &fixture.stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &fixture.stack.registry_url,
-        "--topics",
-        &fixture.dlq,
-        "--dead-letter-topic",
-        &fixture.dlq,
-        "--idle-timeout-ms",
-        "500",
-    ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    let finished = run_consumer(&stack_args(
+        &fixture.stack,
+        &[
+            "--topics",
+            &fixture.dlq,
+            "--dead-letter-topic",
+            &fixture.dlq,
+            "--idle-timeout-ms",
+            "500",
+        ],
+    ));
+    finished.assert_code(0);
     assert!(
         finished
             .stdout
@@ -425,27 +352,24 @@ async fn human_lines_show_dead_letters_with_their_reason() {
 async fn group_mode_reads_the_topic_and_commits_past_what_it_printed() {
     let fixture = Fixture::new(require_stack!()).await;
     let group = unique_name("ec-group");
-    let mut args: Vec<String> = [
-        "--bootstrap-servers",
-        &fixture.stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &fixture.stack.registry_url,
-        "--topics",
-        &fixture.fin,
-        "--group",
-        &group,
-        "--idle-timeout-ms",
-        "2000",
-        "--quiet",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let mut args = stack_args(
+        &fixture.stack,
+        &[
+            "--topics",
+            &fixture.fin,
+            "--group",
+            &group,
+            "--idle-timeout-ms",
+            "2000",
+            "--quiet",
+        ],
+    );
     for (key, value) in FAST_GROUP_PROPERTIES {
         args.push("--kafka-property".to_owned());
         args.push(format!("{key}={value}"));
     }
     let finished = run_consumer(&args);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    finished.assert_code(0);
     assert!(
         finished.stdout.contains("records=2 "),
         "{}",
@@ -467,15 +391,8 @@ async fn group_mode_reads_the_topic_and_commits_past_what_it_printed() {
 async fn missing_topic_is_a_one_line_error() {
     let stack = require_stack!();
     let topic = unique_name("ec-never-created");
-    let finished = run_consumer(&[
-        "--bootstrap-servers",
-        &stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &stack.registry_url,
-        "--topics",
-        &topic,
-    ]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    let finished = run_consumer(&stack_args(&stack, &["--topics", &topic]));
+    finished.assert_code(3);
     assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
     assert!(
         finished.stderr.contains(&format!(
@@ -490,7 +407,7 @@ async fn missing_topic_is_a_one_line_error() {
 #[test]
 fn unreadable_manifest_is_a_one_line_error() {
     let finished = run_consumer(&["--verify", "/nonexistent/manifest.jsonl"]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    finished.assert_code(3);
     assert!(
         finished
             .stderr
@@ -509,7 +426,7 @@ fn unreachable_broker_is_a_one_line_error_within_the_connect_timeout() {
         "--connect-timeout-ms",
         "1500",
     ]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    finished.assert_code(3);
     assert!(
         finished
             .stderr

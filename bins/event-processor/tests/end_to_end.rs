@@ -5,8 +5,8 @@ mod support;
 use pipeline::dead_letter_headers as headers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::{World, allowed, header, payload_id};
-use test_support::require_stack;
+use support::{World, allowed, payload_id};
+use test_support::{header, require_stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_every_event_to_its_destination_and_poison_to_the_dead_letter_topic() {

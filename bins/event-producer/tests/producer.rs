@@ -2,76 +2,42 @@
 //! failures when the broker, topic or registry is unusable.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use avro_codec::{
     CodecError, HttpSchemaRegistry, InputDecoder, ProducerToProcessor, RegistryClientConfig,
 };
-use kafka_adapters::{KafkaConfig, ReadUntil, TopicAdmin, TopicSpec, kafka_admin, read_topic};
-use test_support::{Stack, require_stack, unique_name};
+use kafka_adapters::{KafkaConfig, ReadUntil, read_topic};
+use test_support::{
+    Finished, Stack, create_topics, require_stack, run_to_completion, scratch_dir, unique_name,
+};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the producer binary to completion (killed after [`PATIENCE`]).
 fn run_producer(args: &[&str]) -> Finished {
-    let dir = scratch_dir();
-    let (stdout_path, stderr_path) = (dir.join("stdout"), dir.join("stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_event-producer"))
-        .args(args)
-        .stdout(Stdio::from(
-            std::fs::File::create(&stdout_path).expect("stdout file"),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(&stderr_path).expect("stderr file"),
-        ))
-        .spawn()
-        .expect("the producer binary starts");
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "event-producer {args:?} did not finish within {PATIENCE:?}; stderr: {}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Finished {
-        code: status.code(),
-        stdout: std::fs::read_to_string(stdout_path).expect("stdout"),
-        stderr: std::fs::read_to_string(stderr_path).expect("stderr"),
-    }
+    run_to_completion(env!("CARGO_BIN_EXE_event-producer"), args, PATIENCE)
 }
 
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("event-producer-test"));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// Runs the producer against `stack`, writing to `topic`, with `more` flags.
+fn run_producer_on(stack: &Stack, topic: &str, more: &[&str]) -> Finished {
+    let mut args = vec![
+        "--bootstrap-servers",
+        &stack.kafka_bootstrap,
+        "--schema-registry-url",
+        &stack.registry_url,
+        "--topic",
+        topic,
+    ];
+    args.extend_from_slice(more);
+    run_producer(&args)
 }
 
 async fn create_topic(stack: &Stack) -> String {
     let topic = unique_name("ep-in");
-    kafka_admin(&KafkaConfig::new(stack.kafka_bootstrap.clone()))
-        .expect("admin")
-        .create_topics(&[TopicSpec {
-            name: topic.clone(),
-            partitions: 3,
-            replication: 1,
-        }])
-        .await
-        .expect("topic created");
+    let kafka = KafkaConfig::new(stack.kafka_bootstrap.clone());
+    create_topics(&kafka, [topic.as_str()], 3).await;
     topic
 }
 
@@ -128,26 +94,24 @@ fn field<'a>(line: &'a serde_json::Value, name: &str) -> &'a str {
 async fn two_tenants_events_are_acknowledged_round_robin_and_listed_in_the_manifest() {
     let stack = require_stack!();
     let topic = create_topic(&stack).await;
-    let manifest = scratch_dir().join("manifest.jsonl");
-    let finished = run_producer(&[
-        "--bootstrap-servers",
-        &stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &stack.registry_url,
-        "--topic",
+    let manifest = scratch_dir("event-producer-test").join("manifest.jsonl");
+    let finished = run_producer_on(
+        &stack,
         &topic,
-        "--tenant",
-        "FINANCE:f-1",
-        "--tenant",
-        "MARKETING:m-1",
-        "--destinations",
-        "finance,marketing,logistics",
-        "--count",
-        "6",
-        "--manifest",
-        manifest.to_str().expect("UTF-8 path"),
-    ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+        &[
+            "--tenant",
+            "FINANCE:f-1",
+            "--tenant",
+            "MARKETING:m-1",
+            "--destinations",
+            "finance,marketing,logistics",
+            "--count",
+            "6",
+            "--manifest",
+            manifest.to_str().expect("UTF-8 path"),
+        ],
+    );
+    finished.assert_code(0);
     assert!(
         finished.stdout.contains("sent=12 acknowledged=12 failed=0"),
         "{}",
@@ -236,7 +200,7 @@ async fn prototype_command_line_sends_to_its_destinations_in_turn() {
         "-log_level",
         "INFO",
     ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    finished.assert_code(0);
     let mut keys: Vec<String> = read_all(&stack, &topic, 4)
         .await
         .into_iter()
@@ -266,22 +230,20 @@ async fn prototype_command_line_sends_to_its_destinations_in_turn() {
 async fn poison_values_reach_the_topic_without_the_magic_byte_and_stay_out_of_the_manifest() {
     let stack = require_stack!();
     let topic = create_topic(&stack).await;
-    let manifest = scratch_dir().join("manifest.jsonl");
-    let finished = run_producer(&[
-        "--bootstrap-servers",
-        &stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &stack.registry_url,
-        "--topic",
+    let manifest = scratch_dir("event-producer-test").join("manifest.jsonl");
+    let finished = run_producer_on(
+        &stack,
         &topic,
-        "--count",
-        "3",
-        "--poison",
-        "2",
-        "--manifest",
-        manifest.to_str().expect("UTF-8 path"),
-    ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+        &[
+            "--count",
+            "3",
+            "--poison",
+            "2",
+            "--manifest",
+            manifest.to_str().expect("UTF-8 path"),
+        ],
+    );
+    finished.assert_code(0);
     assert!(
         finished.stdout.contains("events=3 poison=2"),
         "{}",
@@ -309,19 +271,8 @@ async fn poison_values_reach_the_topic_without_the_magic_byte_and_stay_out_of_th
 async fn rate_spaces_the_sends() {
     let stack = require_stack!();
     let topic = create_topic(&stack).await;
-    let finished = run_producer(&[
-        "--bootstrap-servers",
-        &stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &stack.registry_url,
-        "--topic",
-        &topic,
-        "--count",
-        "20",
-        "--rate",
-        "40",
-    ]);
-    assert_eq!(finished.code, Some(0), "stderr: {}", finished.stderr);
+    let finished = run_producer_on(&stack, &topic, &["--count", "20", "--rate", "40"]);
+    finished.assert_code(0);
     let elapsed: f64 = finished
         .stdout
         .split_whitespace()
@@ -336,15 +287,8 @@ async fn rate_spaces_the_sends() {
 async fn missing_topic_is_a_one_line_error() {
     let stack = require_stack!();
     let topic = unique_name("ep-never-created");
-    let finished = run_producer(&[
-        "--bootstrap-servers",
-        &stack.kafka_bootstrap,
-        "--schema-registry-url",
-        &stack.registry_url,
-        "--topic",
-        &topic,
-    ]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    let finished = run_producer_on(&stack, &topic, &[]);
+    finished.assert_code(3);
     assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
     assert!(
         finished
@@ -369,7 +313,7 @@ async fn unreachable_registry_is_a_one_line_error() {
         "--topic",
         &topic,
     ]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    finished.assert_code(3);
     assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
     assert!(
         finished
@@ -389,7 +333,7 @@ fn unreachable_broker_is_a_one_line_error_within_the_connect_timeout() {
         "--connect-timeout-ms",
         "1500",
     ]);
-    assert_eq!(finished.code, Some(3), "stderr: {}", finished.stderr);
+    finished.assert_code(3);
     assert!(
         finished
             .stderr
@@ -408,7 +352,7 @@ fn unreachable_broker_is_a_one_line_error_within_the_connect_timeout() {
 #[test]
 fn malformed_tenant_exits_with_usage_status() {
     let finished = run_producer(&["--tenant", "FINANCE"]);
-    assert_eq!(finished.code, Some(2));
+    finished.assert_code(2);
     assert!(
         finished.stderr.contains("is not TYPE:ID"),
         "{}",

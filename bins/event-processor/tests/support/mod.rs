@@ -6,17 +6,14 @@
 use avro_codec::{
     CachedRegistry, HttpSchemaRegistry, InputEncoder, OutputDecoder, RegistryClientConfig,
 };
-use kafka_adapters::{
-    KafkaConfig, OutboundRecord, ReadUntil, RecordSink, TopicAdmin, TopicRecord, TopicSpec,
-    read_topic,
-};
+use kafka_adapters::{KafkaConfig, OutboundRecord, ReadUntil, TopicAdmin, TopicRecord, read_topic};
 use router_core::{ProcessorToConsumer, ProducerToProcessor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use test_support::{FAST_GROUP_PROPERTIES, Stack, unique_name};
+use test_support::{FAST_GROUP_PROPERTIES, Stack, create_topics, produce_and_wait, unique_name};
 
 pub const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
 pub const TENANTS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
@@ -58,17 +55,10 @@ impl World {
             .collect();
         let dead_letter = format!("{prefix}.dlq");
         let kafka = KafkaConfig::new(stack.kafka_bootstrap.clone());
-        let admin = kafka_adapters::kafka_admin(&kafka).expect("admin client");
-        let specs: Vec<TopicSpec> = std::iter::once(&input)
+        let topics = std::iter::once(&input)
             .chain(outputs.values())
-            .chain(std::iter::once(&dead_letter))
-            .map(|name| TopicSpec {
-                name: name.clone(),
-                partitions,
-                replication: 1,
-            })
-            .collect();
-        admin.create_topics(&specs).await.expect("topics created");
+            .chain(std::iter::once(&dead_letter));
+        create_topics(&kafka, topics.map(String::as_str), partitions).await;
 
         let log_dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&log_dir).expect("test dir");
@@ -134,47 +124,17 @@ impl World {
 
     /// Produces raw values (e.g. poison) to the input topic and waits for every acknowledgement.
     pub async fn produce_raw(&self, records: Vec<(Option<Vec<u8>>, Vec<u8>)>) {
-        let (reports_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
-        let sink = kafka_adapters::kafka_producer(&self.kafka, reports_sender).expect("producer");
         let topic: Arc<str> = Arc::from(self.input.as_str());
-        let total = records.len();
-        let mut pending = records.into_iter().enumerate().collect::<Vec<_>>();
-        let mut acknowledged = 0;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while acknowledged < total {
-            assert!(
-                Instant::now() < deadline,
-                "producing timed out: {acknowledged}/{total}"
-            );
-            let mut rejected = Vec::new();
-            for (tag, (key, payload)) in pending.drain(..) {
-                let record = OutboundRecord {
-                    topic: Arc::clone(&topic),
-                    key,
-                    payload,
-                    headers: Vec::new(),
-                };
-                if let Err(refused) = sink.send(record, tag) {
-                    rejected.push((tag, (refused.record.key, refused.record.payload)));
-                }
-            }
-            pending = rejected;
-            let wait = if pending.is_empty() {
-                Duration::from_secs(30)
-            } else {
-                Duration::from_millis(10)
-            };
-            match tokio::time::timeout(wait, reports.recv()).await {
-                Ok(Some(report)) => match report.result {
-                    Ok(_) => acknowledged += 1,
-                    Err(failure) => {
-                        pending.push((report.tag, (failure.record.key, failure.record.payload)))
-                    }
-                },
-                Ok(None) => panic!("producer reports closed"),
-                Err(_) => {}
-            }
-        }
+        let records = records
+            .into_iter()
+            .map(|(key, payload)| OutboundRecord {
+                topic: Arc::clone(&topic),
+                key,
+                payload,
+                headers: Vec::new(),
+            })
+            .collect();
+        produce_and_wait(&self.kafka, records, Duration::from_secs(120)).await;
     }
 
     /// Starts the processor binary on this world's topics, its metrics and probes endpoint on a
@@ -238,14 +198,7 @@ impl World {
             .await
             .expect("metadata")
             .expect("input exists");
-        admin
-            .create_topics(&[TopicSpec {
-                name: name.to_owned(),
-                partitions,
-                replication: 1,
-            }])
-            .await
-            .expect("topic created");
+        create_topics(&self.kafka, [name], partitions).await;
     }
 
     pub fn routing_text(&self) -> String {
@@ -261,32 +214,46 @@ impl World {
 
     /// Decodes every record of `topics` once at least `expected` are there (or after 120 s).
     pub async fn landed(&self, topics: &[&str], expected: usize) -> Vec<Landed> {
+        self.decoded(topics, expected)
+            .await
+            .into_iter()
+            .map(|(topic, record, output)| Landed {
+                topic: topic.to_owned(),
+                id: payload_id(&output.payload).to_owned(),
+                key: String::from_utf8(record.key.unwrap_or_default()).expect("utf-8"),
+                partition: record.partition,
+                offset: record.offset,
+            })
+            .collect()
+    }
+
+    /// Every record of `topics` with its decoded output value, once at least `expected` are
+    /// there (or after 120 s).
+    async fn decoded<'t>(
+        &self,
+        topics: &[&'t str],
+        expected: usize,
+    ) -> Vec<(&'t str, TopicRecord, ProcessorToConsumer)> {
         let decoder = OutputDecoder::new();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let mut landed = Vec::new();
+            let mut decoded = Vec::new();
             for topic in topics {
                 for record in self.read_all(topic).await {
-                    let value = record.payload.expect("output has a value");
-                    let schema_id = avro_codec::InputDecoder::schema_id_of(&value).expect("framed");
+                    let value = record.payload.as_deref().expect("output has a value");
+                    let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
                     if !decoder.is_loaded(schema_id) {
                         decoder
                             .load(schema_id, &self.registry)
                             .await
                             .expect("schema loads");
                     }
-                    let output = decoder.decode(&value).expect("output decodes");
-                    landed.push(Landed {
-                        topic: (*topic).to_owned(),
-                        id: payload_id(&output.payload).to_owned(),
-                        key: String::from_utf8(record.key.unwrap_or_default()).expect("utf-8"),
-                        partition: record.partition,
-                        offset: record.offset,
-                    });
+                    let output = decoder.decode(value).expect("output decodes");
+                    decoded.push((*topic, record, output));
                 }
             }
-            if landed.len() >= expected || Instant::now() > deadline {
-                return landed;
+            if decoded.len() >= expected || Instant::now() > deadline {
+                return decoded;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -312,30 +279,22 @@ impl World {
         &self,
         expected: usize,
     ) -> Vec<(&'static str, ProcessorToConsumer, String)> {
-        let decoder = OutputDecoder::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let mut routed = Vec::new();
-            for (destination, topic) in &self.outputs {
-                for record in self.read_all(topic).await {
-                    let value = record.payload.expect("output has a value");
-                    let schema_id = avro_codec::InputDecoder::schema_id_of(&value).expect("framed");
-                    if !decoder.is_loaded(schema_id) {
-                        decoder
-                            .load(schema_id, &self.registry)
-                            .await
-                            .expect("schema loads");
-                    }
-                    let output = decoder.decode(&value).expect("output decodes");
-                    let key = String::from_utf8(record.key.unwrap_or_default()).expect("utf-8 key");
-                    routed.push((*destination, output, key));
-                }
-            }
-            if routed.len() >= expected || Instant::now() > deadline {
-                return routed;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        let topics: Vec<&str> = self.outputs.values().map(String::as_str).collect();
+        self.decoded(&topics, expected)
+            .await
+            .into_iter()
+            .map(|(topic, record, output)| {
+                let destination = self
+                    .outputs
+                    .iter()
+                    .find_map(|(destination, output_topic)| {
+                        (output_topic == topic).then_some(*destination)
+                    })
+                    .expect("an output topic");
+                let key = String::from_utf8(record.key.unwrap_or_default()).expect("utf-8 key");
+                (destination, output, key)
+            })
+            .collect()
     }
 
     /// Like [`World::routed`], but waits until `expected` distinct events arrived: after a crash
@@ -639,14 +598,6 @@ pub fn allowed(tenant: &str, destination: &str) -> bool {
 
 pub fn payload_id(payload: &str) -> &str {
     payload.strip_prefix("dummy-payload ").unwrap_or(payload)
-}
-
-pub fn header<'a>(record: &'a TopicRecord, name: &str) -> Option<&'a str> {
-    record
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 
 pub fn now_ms() -> i64 {
