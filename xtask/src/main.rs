@@ -5,7 +5,9 @@
 //! - `schemas register [--registry URL]`: registers `schemas/*.avsc` against any registry.
 //! - `demo`: the README's main command: the processor on the local stack, checked (`demo.rs`).
 //! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
+//! - `bench`: the processor measured beside the broker + client limit (docs/BENCHMARKS.md).
 
+mod bench;
 mod demo;
 mod process;
 mod schemas;
@@ -26,6 +28,7 @@ commands:
   schemas register [--registry URL]    register schemas/*.avsc (default: the local stack's registry)
   test                                 fmt, clippy, unit + integration tests against a private local stack
   demo [--events N]                    run the processor on the local stack with three tenants and verify (N=3000)
+  bench [--smoke] [--help]             processor vs passthrough throughput, latency, RSS; writes docs/BENCHMARKS.md
 
 environment:
   EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081): local stack ports
@@ -47,6 +50,7 @@ fn run() -> Result<()> {
         ["schemas", "register", rest @ ..] => schemas::command(rest),
         ["test", rest @ ..] => test::command(rest),
         ["demo", rest @ ..] => demo::command(rest),
+        ["bench", rest @ ..] => bench::command(rest),
         [] | ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
