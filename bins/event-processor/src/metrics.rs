@@ -7,7 +7,7 @@
 use crate::ops::{Ops, liveness, readiness};
 use pipeline::{DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt::Error;
@@ -58,29 +58,23 @@ impl Collector for ProcessorCollector {
             "Input records read from the input topic.",
             stats.consumed.load(Relaxed),
         )?;
-        {
-            let mut metric = encoder.encode_descriptor(
-                "events_routed",
-                "Output records acknowledged by the broker, per output topic.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (topic, count) in stats.routed_by_topic.snapshot() {
-                labelled_counter(&mut metric, &[("topic", &*topic)], count)?;
-            }
-        }
-        {
-            let mut metric = encoder.encode_descriptor(
-                "events_dead_lettered",
-                "Dead-letter records acknowledged by the broker, per reason (dlq.reason header).",
-                None,
-                MetricType::Counter,
-            )?;
-            for (index, reason) in DEAD_LETTER_CODES.iter().enumerate() {
-                let count = stats.dead_lettered[index].load(Relaxed);
-                labelled_counter(&mut metric, &[("reason", *reason)], count)?;
-            }
-        }
+        counter_by(
+            &mut encoder,
+            "events_routed",
+            "Output records acknowledged by the broker, per output topic.",
+            "topic",
+            stats.routed_by_topic.snapshot(),
+        )?;
+        counter_by(
+            &mut encoder,
+            "events_dead_lettered",
+            "Dead-letter records acknowledged by the broker, per reason (dlq.reason header).",
+            "reason",
+            DEAD_LETTER_CODES
+                .iter()
+                .enumerate()
+                .map(|(index, reason)| (*reason, stats.dead_lettered[index].load(Relaxed))),
+        )?;
         counter(
             &mut encoder,
             "produce_retries",
@@ -99,24 +93,16 @@ impl Collector for ProcessorCollector {
             "Output records past their retry budget: still retried, their partitions stop committing.",
             stats.stuck_records.load(Relaxed),
         )?;
-        {
-            let mut metric = encoder.encode_descriptor(
-                "offset_commits",
-                "Offset commits of the consumer group, by result (a failed commit is retried with the next one).",
-                None,
-                MetricType::Counter,
-            )?;
-            labelled_counter(
-                &mut metric,
-                &[("result", "ok")],
-                stats.commits.load(Relaxed),
-            )?;
-            labelled_counter(
-                &mut metric,
-                &[("result", "failed")],
-                stats.commit_failures.load(Relaxed),
-            )?;
-        }
+        counter_by(
+            &mut encoder,
+            "offset_commits",
+            "Offset commits of the consumer group, by result (a failed commit is retried with the next one).",
+            "result",
+            [
+                ("ok", stats.commits.load(Relaxed)),
+                ("failed", stats.commit_failures.load(Relaxed)),
+            ],
+        )?;
         histogram(
             &mut encoder,
             "offset_commit_duration_seconds",
@@ -172,24 +158,16 @@ impl Collector for ProcessorCollector {
             "Version (fingerprint) of the routing table used for records decided from now on.",
             &[("version", version.as_str())],
         )?;
-        {
-            let mut metric = encoder.encode_descriptor(
-                "routing_reloads",
-                "Routing file reloads (SIGHUP or file change), by result; a failed one keeps the table in force.",
-                None,
-                MetricType::Counter,
-            )?;
-            labelled_counter(
-                &mut metric,
-                &[("result", "ok")],
-                ops.reloads_ok.load(Relaxed),
-            )?;
-            labelled_counter(
-                &mut metric,
-                &[("result", "failed")],
-                ops.reloads_failed.load(Relaxed),
-            )?;
-        }
+        counter_by(
+            &mut encoder,
+            "routing_reloads",
+            "Routing file reloads (SIGHUP or file change), by result; a failed one keeps the table in force.",
+            "result",
+            [
+                ("ok", ops.reloads_ok.load(Relaxed)),
+                ("failed", ops.reloads_failed.load(Relaxed)),
+            ],
+        )?;
         let observation = ops.observe();
         gauge(
             &mut encoder,
@@ -224,14 +202,21 @@ fn counter(
         .encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
-fn labelled_counter(
-    metric: &mut MetricEncoder<'_>,
-    labels: &impl EncodeLabelSet,
-    value: u64,
+/// A counter with one sample per value of `label`.
+fn counter_by<V: AsRef<str>>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (V, u64)>,
 ) -> Result<(), Error> {
-    metric
-        .encode_family(labels)?
-        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, count) in samples {
+        metric
+            .encode_family(&[(label, value.as_ref())])?
+            .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+    }
+    Ok(())
 }
 
 fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
