@@ -20,7 +20,7 @@ pub(crate) enum CodecWork {
 
 /// Distinct input values cycled through: all tenant × destination pairs, several ids.
 const DISTINCT_INPUTS: u64 = 900;
-const ROUTING: &str = r#"
+pub(crate) const ROUTING: &str = r#"
 version = 1
 [destinations.FINANCE]
 outputs = [{ topic = "processor.to.finance" }]

@@ -9,11 +9,13 @@
 //!   and commit discipline: the practical limit of broker + client here. Stops on SIGTERM.
 //! - `drain`: the independent consumer that verifies every id and measures the run.
 //! - `codec`: decode → route → map → encode on one thread, no I/O.
+//! - `pipeline`: the processor's main loop on one thread with in-memory adapters, no I/O.
 
 mod codec;
 mod drain;
 mod events;
 mod passthrough;
+mod pipeline_loop;
 mod produce;
 
 use anyhow::{Context, Result, bail};
@@ -111,6 +113,11 @@ enum Command {
         #[arg(long)]
         records: Option<u64>,
     },
+    /// The processor's main loop (`pipeline::run`) on one thread with in-memory adapters.
+    Pipeline {
+        #[arg(long, default_value_t = 500_000)]
+        records: u64,
+    },
 }
 
 fn main() {
@@ -203,6 +210,14 @@ fn run(cli: Cli) -> Result<serde_json::Value> {
                 None => codec::CodecWork::Seconds(seconds),
             };
             runtime.block_on(codec::run(work))
+        }
+        Command::Pipeline { records } => {
+            // One thread, as the loop is one task: the figure is per core.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(pipeline_loop::run(records))
         }
     }
 }
