@@ -10,7 +10,8 @@
 //!    last new one. Repeated, interleaved, median reported.
 //! 2. latency: the system under test runs first, events are produced at a fixed rate, the drain
 //!    reports send time → read time percentiles.
-//! 3. codec + routing on one thread, no I/O.
+//! 3. codec + routing on one thread, no I/O; and the processor's main loop on one thread with
+//!    in-memory adapters (its own work per record, without librdkafka or a broker).
 //!
 //! The Kafka-facing work is done by `bins/bench-tools` (xtask does not link librdkafka); xtask
 //! starts the processes, reads their JSON, and writes the report, the JSON results and the plot.
@@ -18,7 +19,7 @@
 mod plot;
 mod report;
 
-use crate::process::display_command;
+use crate::process::{Daemon, display_command};
 use crate::stack::Stack;
 use crate::{flag_value, tools, workspace_root};
 use anyhow::{Context, Result, bail};
@@ -34,6 +35,7 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                          [--latency-secs S] [--repeat R] [--codec-secs S] [--out DIR]
                          [--profile release|debug] [--consumer-property K=V]..
                          [--producer-property K=V].. [--drain-property K=V]..
+                         [--processor-config FILE]
 
   --smoke          a few thousand events, one latency rate, short runs; writes to target/bench/smoke
   --events N       events per throughput run (default 200000; smoke 5000)
@@ -48,7 +50,9 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
   --consumer-property K=V, --producer-property K=V
                    extra librdkafka properties for the processor and the passthrough alike (repeatable)
   --drain-property K=V
-                   extra librdkafka properties for the measuring consumer (repeatable)";
+                   extra librdkafka properties for the measuring consumer (repeatable)
+  --processor-config FILE
+                   a processor config file (TOML, as deploy/processor.toml) under the bench's flags";
 
 /// The processor's consumer-group settings on the local broker: joins in ~3 s instead of ~23 s.
 const FAST_GROUP_PROPERTIES: [(&str, &str); 3] = [
@@ -57,11 +61,13 @@ const FAST_GROUP_PROPERTIES: [(&str, &str); 3] = [
     ("heartbeat.interval.ms", "500"),
 ];
 /// tansu 0.6 holds every fetch response for the full `fetch.wait.max.ms`, data or not
-/// (tansu-storage `service/fetch.rs`), where Kafka answers as soon as data arrives: with
-/// librdkafka's 500 ms default every consumer hop costs ~0.25–0.5 s. Both systems under test get
-/// this, like the group settings above; the drain waits even less, to add little to what it times.
-const LOCAL_BROKER_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "10")];
-const DRAIN_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "5")];
+/// (tansu-storage `service/fetch.rs`), where Kafka answers as soon as data arrives: a consumer hop
+/// then costs ~1.5 × that wait (measured: 500 ms → ~0.7 s, 20 ms → 35 ms, 5 ms → 13 ms, 1 ms →
+/// 7 ms one hop, producer ack included), and a shorter wait costs the broker CPU (an idle
+/// consumer of 12 partitions: ~7 % of a core at 10 ms, ~16 % at 1 ms). Both systems under test
+/// get this, like the group settings above; the drain waits less, to add little to what it times.
+const LOCAL_BROKER_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "5")];
+const DRAIN_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "2")];
 const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
 const OUTPUT_PARTITIONS: u32 = 3;
 const POISON_PERCENT: u64 = 10;
@@ -84,6 +90,8 @@ pub(crate) struct Options {
     pub(crate) producer_properties: Vec<String>,
     /// librdkafka properties of the drain, after the bench's own.
     pub(crate) drain_properties: Vec<String>,
+    /// A processor config file; the bench's own flags still override it.
+    pub(crate) processor_config: Option<PathBuf>,
     out_dir: PathBuf,
     doc_path: PathBuf,
     command_line: String,
@@ -91,7 +99,7 @@ pub(crate) struct Options {
 
 impl Options {
     fn parse(args: &[&str]) -> Result<Self> {
-        const FLAGS: [&str; 11] = [
+        const FLAGS: [&str; 12] = [
             "--events",
             "--partitions",
             "--rates",
@@ -103,6 +111,7 @@ impl Options {
             "--consumer-property",
             "--producer-property",
             "--drain-property",
+            "--processor-config",
         ];
         let mut index = 0;
         while let Some(arg) = args.get(index) {
@@ -167,6 +176,10 @@ impl Options {
             consumer_properties: properties(args, "--consumer-property")?,
             producer_properties: properties(args, "--producer-property")?,
             drain_properties: properties(args, "--drain-property")?,
+            processor_config: flag_value(args, "--processor-config")?
+                .map(std::path::absolute)
+                .transpose()
+                .context("--processor-config: bad path")?,
             out_dir,
             doc_path,
             command_line: std::iter::once("cargo xtask bench")
@@ -258,7 +271,9 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         }
     }
     eprintln!("==> codec + routing, one thread, {} s", options.codec_secs);
-    let codec = bench.codec()?;
+    let mut codec = bench.codec()?;
+    eprintln!("==> processor loop, one thread, in-memory adapters");
+    codec["pipeline_loop"] = bench.pipeline_loop()?;
 
     let mut machine = machine();
     machine["load_before"] = json!(load_before);
@@ -338,9 +353,15 @@ impl Bench<'_> {
             &ready,
         )?;
         wait_for_file(&ready, &mut drain, Duration::from_secs(30))?;
+        let broker_cpu_before = self.broker_cpu_seconds();
         let mut running = self.start(system, &topics)?;
         let drained =
             drain.finish_while(Some(&mut running), self.drain_timeout(self.options.events))?;
+        let broker_cpu = self
+            .broker_cpu_seconds()
+            .zip(broker_cpu_before)
+            .map(|(after, before)| after - before);
+        let system_cpu = cpu_seconds(running.pid());
         let peak_rss_kib = running.peak_rss_kib();
         let exit = running.stop()?;
         check_complete(&drained, &system.name(), &running.log)?;
@@ -351,8 +372,20 @@ impl Bench<'_> {
             "produce": produced,
             "drain": drained,
             "peak_rss_kib": peak_rss_kib,
+            "cpu_seconds": {
+                "system": system_cpu,
+                "broker": broker_cpu,
+                "drain": drained["cpu_seconds"],
+            },
             "exit": exit,
         }))
+    }
+
+    /// CPU time the bench's broker has used so far.
+    fn broker_cpu_seconds(&self) -> Option<f64> {
+        // The private stack's broker, by the pid file `Stack::private("bench")` keeps.
+        let broker = Daemon::new("broker", &workspace_root().join(".stack").join("bench"));
+        broker.running_pid().and_then(cpu_seconds)
     }
 
     /// Starts `system`, then produces at `rate` events/s while the drain times each event.
@@ -402,6 +435,14 @@ impl Bench<'_> {
     fn codec(&self) -> Result<Value> {
         let mut command = Command::new(&self.tools);
         command.args(["codec", "--seconds", &self.options.codec_secs.to_string()]);
+        json_output(&mut command)
+    }
+
+    /// `pipeline::run` on one thread with adapters that cost nothing: the processor's own work.
+    fn pipeline_loop(&self) -> Result<Value> {
+        let records = if self.options.smoke { 50_000 } else { 500_000 };
+        let mut command = Command::new(&self.tools);
+        command.args(["pipeline", "--records", &records.to_string()]);
         json_output(&mut command)
     }
 
@@ -462,11 +503,9 @@ impl Bench<'_> {
             .args(["--count", &count.to_string()])
             .args(["--poison-percent", &poison_percent.to_string()]);
         if let Some(rate) = rate {
-            // The tenant side of a latency run sends each event at once, so the figures are the
-            // router's (and the broker's), not the input producer's batching delay.
-            command
-                .args(["--rate", &rate.to_string()])
-                .args(["--producer-property", "linger.ms=0"]);
+            // The tenant producer keeps the adapters' defaults (linger.ms=5): with linger.ms=0
+            // at 5k/s every record is its own batch and tansu's tail latency triples.
+            command.args(["--rate", &rate.to_string()]);
         }
         json_output(&mut command)
     }
@@ -536,7 +575,7 @@ impl Bench<'_> {
                     .with_context(|| format!("cannot write {}", routing.display()))?;
                 let mut command = Command::new(&self.processor);
                 command
-                    .args(["--processor-id", "event-processor-bench"])
+                    .args(["--processor-id", "event-processor-1"])
                     .args(["--bootstrap-servers", &self.bootstrap])
                     .args(["--schema-registry-url", &self.registry])
                     .args(["--input-topic", &topics.input])
@@ -547,6 +586,9 @@ impl Bench<'_> {
                     .args(["--log-level", "info"])
                     .env_remove("RUST_LOG")
                     .env_remove("EVENT_PROCESSOR_CONFIG");
+                if let Some(config) = &self.options.processor_config {
+                    command.arg("--config").arg(config);
+                }
                 for (name, _) in std::env::vars_os() {
                     if name.to_string_lossy().starts_with("EVENT_PROCESSOR__") {
                         command.env_remove(name);
@@ -891,6 +933,22 @@ fn machine() -> Value {
             .map(|version| format!("{version}, memory storage")),
         "commit": command_line_output(Command::new("git").args(["rev-parse", "--short", "HEAD"])),
     })
+}
+
+/// User + system CPU time of a process so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    command_line_output(Command::new("getconf").arg("CLK_TCK"))
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// The 1-minute load average: other work on the machine skews every figure.

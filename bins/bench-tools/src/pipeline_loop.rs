@@ -88,7 +88,7 @@ pub(crate) async fn run(records: u64) -> Result<serde_json::Value> {
     };
     let started = Instant::now();
     let summary = pipeline::run(
-        PipelineConfig::new("event-processor-bench", "bench.dlq"),
+        PipelineConfig::new("event-processor-1", "bench.dlq"),
         parts,
         shutdown,
     )

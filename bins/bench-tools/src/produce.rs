@@ -25,8 +25,8 @@ pub(crate) struct ProduceArgs {
 
 /// How long to wait for reports once everything is sent before calling the run failed.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
-/// Wait before a paced run; see `run`.
-const PACED_WARMUP: Duration = Duration::from_secs(1);
+/// Wait before producing; see `run`.
+const PRODUCER_WARMUP: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(args: ProduceArgs) -> Result<serde_json::Value> {
     let registry = HttpSchemaRegistry::new(RegistryClientConfig::new(args.registry_url.clone()))
@@ -39,11 +39,9 @@ pub(crate) async fn run(args: ProduceArgs) -> Result<serde_json::Value> {
     let sink = kafka_adapters::kafka_producer(&args.kafka, report_sender)
         .context("cannot create the producer")?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
-    if args.rate.is_some() {
-        // The idempotent producer gets its producer id in the background (~0.5 s on the local
-        // broker) and holds records until then: let that pass before the paced clock starts.
-        tokio::time::sleep(PACED_WARMUP).await;
-    }
+    // The idempotent producer gets its producer id in the background (~0.5 s on the local
+    // broker) and holds records until then: let that pass before the clock starts.
+    tokio::time::sleep(PRODUCER_WARMUP).await;
 
     let mut next_id = 0u64;
     let mut acknowledged = 0u64;

@@ -38,6 +38,24 @@ pub(super) fn results(
         .iter()
         .filter_map(|run| run["produce"]["events_per_sec"].as_f64())
         .collect();
+    let cpu_per_event = |system: &str| -> Value {
+        let per_event = |part: &str| -> Vec<f64> {
+            throughput
+                .iter()
+                .filter(|run| run["system"] == system)
+                .filter_map(|run| {
+                    let seconds = run["cpu_seconds"][part].as_f64()?;
+                    let events = run["events"].as_f64()?;
+                    Some(seconds * 1e6 / events)
+                })
+                .collect()
+        };
+        json!({
+            "system": spread(&per_event("system"))["median"],
+            "broker": spread(&per_event("broker"))["median"],
+            "drain": spread(&per_event("drain"))["median"],
+        })
+    };
     let passthrough = spread(&by_system("passthrough"));
     let processor = spread(&by_system("processor"));
     let poisoned = spread(&by_system(&poison));
@@ -140,6 +158,7 @@ pub(super) fn results(
             "consumer_properties": options.consumer_properties,
             "producer_properties": options.producer_properties,
             "drain_properties": options.drain_properties,
+            "processor_config": options.processor_config.as_ref().map(|path| path.display().to_string()),
             "value_bytes_mean": first.and_then(|run| run["produce"]["value_bytes_mean"].as_f64()),
             "key_bytes_mean": first.and_then(|run| run["produce"]["key_bytes_mean"].as_f64()),
         },
@@ -153,8 +172,14 @@ pub(super) fn results(
             "ratio_processor_to_passthrough": processor_ratio,
             "ratio_processor_to_passthrough_per_round": per_round_ratios,
             "ratio_poison_to_passthrough": ratio(&poisoned),
+            "cpu_us_per_event": {
+                "passthrough": cpu_per_event("passthrough"),
+                "processor": cpu_per_event("processor"),
+                poison.clone(): cpu_per_event(&poison),
+            },
             "latency_ms": latency_rows,
             "codec_records_per_sec": codec_rate,
+            "pipeline_loop_records_per_sec": codec["pipeline_loop"]["records_per_sec"],
             "processor_peak_rss_kib": processor_rss_kib,
             "passthrough_peak_rss_kib": passthrough_rss_kib,
             "targets": targets,
@@ -315,6 +340,32 @@ fn markdown(options: &Options, results: &Value, plot: &str, json_file: &str) -> 
         "| codec + routing only, one thread, no I/O | {} records/s | | |",
         rate_text(&summary["codec_records_per_sec"])
     ));
+    line(format!(
+        "| processor main loop, one thread, in-memory source and sink (no librdkafka) | {} records/s | | |",
+        rate_text(&summary["pipeline_loop_records_per_sec"])
+    ));
+    line(String::new());
+    line(
+        "| CPU time per event during the drain, µs (median) | system under test | broker | measuring consumer |"
+            .to_owned(),
+    );
+    line("|---|---:|---:|---:|".to_owned());
+    for (label, key) in [
+        ("passthrough", "passthrough"),
+        ("processor", "processor"),
+        (
+            &*format!("processor, {POISON_PERCENT} % poison"),
+            poison_key.as_str(),
+        ),
+    ] {
+        let cpu = &summary["cpu_us_per_event"][key];
+        line(format!(
+            "| {label} | {} | {} | {} |",
+            micros_text(&cpu["system"]),
+            micros_text(&cpu["broker"]),
+            micros_text(&cpu["drain"]),
+        ));
+    }
     line(String::new());
     line(
         "| End-to-end latency (producer send → read by a consumer), ms | p50 | p90 | p99 | p99.9 | max |"
@@ -341,7 +392,7 @@ fn markdown(options: &Options, results: &Value, plot: &str, json_file: &str) -> 
     }
     line(String::new());
     line(format!(
-        "Latency runs: {} s per rate, the first {} s left out of the percentiles; the input producer sends with `linger.ms=0`; processor and passthrough make two hops through the broker, the broker-alone row one. Load average of the machine before / after the bench: {} / {}. Peak RSS (`VmHWM`) of the processor over all its runs: {}; of the passthrough: {}.",
+        "Latency runs: {} s per rate, the first {} s left out of the percentiles; the input producer has the adapters' defaults (`linger.ms=5`, its batching is part of the figures); processor and passthrough make two hops through the broker, the broker-alone row one; consumers wait at most `fetch.wait.max.ms` = 5 ms (systems under test) and 2 ms (the measuring consumer) per fetch. Load average of the machine before / after the bench: {} / {}. Peak RSS (`VmHWM`) of the processor over all its runs: {}; of the passthrough: {}.",
         config["latency_seconds"],
         config["latency_warmup_seconds"],
         machine["load_before"].as_str().unwrap_or("?"),
@@ -384,6 +435,12 @@ fn rate_text(value: &Value) -> String {
         || "–".to_owned(),
         |rate| plot::group_digits(rate, '\u{202f}'),
     )
+}
+
+fn micros_text(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "–".to_owned(), |us| format!("{us:.2}"))
 }
 
 fn ms_text(value: &Value) -> String {
