@@ -2,6 +2,7 @@
 //!
 //! Integration tests run against a private stack on free ports (never the developer's stack), with
 //! `EP_REQUIRE_STACK=1` so an integration test that cannot find the stack fails instead of skipping.
+//! Last, a smoke run of `cargo xtask bench` (a few thousand events) checks that the bench works.
 
 use crate::process::{self, display_command};
 use crate::stack::Stack;
@@ -53,7 +54,13 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
         Command::new(cargo())
             .args(["test", "--workspace", "--locked", "--doc"])
             .envs(env),
-    )
+    )?;
+    // The bench starts a stack of its own; this one is no longer needed.
+    drop(_stop_on_exit);
+    // Checks that `cargo xtask bench` works and writes its outputs (to target/bench/smoke); it
+    // fails only when the bench itself breaks, never on the figures.
+    eprintln!("==> cargo xtask bench --smoke");
+    crate::bench::command(&["--smoke"]).context("the smoke bench failed")
 }
 
 fn step(command: &mut Command) -> Result<()> {
