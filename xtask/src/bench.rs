@@ -353,15 +353,21 @@ impl Bench<'_> {
             &ready,
         )?;
         wait_for_file(&ready, &mut drain, Duration::from_secs(30))?;
-        let broker_cpu_before = self.broker_cpu_seconds();
         let mut running = self.start(system, &topics)?;
+        // CPU is counted from the assignment on, so start-up work (topic checks, the join, the
+        // processor's first broker check) is not charged to the events.
+        running.wait_assigned(Duration::from_secs(60))?;
+        let broker_cpu_before = self.broker_cpu_seconds();
+        let system_cpu_before = cpu_seconds(running.pid());
         let drained =
             drain.finish_while(Some(&mut running), self.drain_timeout(self.options.events))?;
         let broker_cpu = self
             .broker_cpu_seconds()
             .zip(broker_cpu_before)
             .map(|(after, before)| after - before);
-        let system_cpu = cpu_seconds(running.pid());
+        let system_cpu = cpu_seconds(running.pid())
+            .zip(system_cpu_before)
+            .map(|(after, before)| after - before);
         let peak_rss_kib = running.peak_rss_kib();
         let exit = running.stop()?;
         check_complete(&drained, &system.name(), &running.log)?;
@@ -584,6 +590,8 @@ impl Bench<'_> {
                     .arg("--routing-file")
                     .arg(&routing)
                     .args(["--log-level", "info"])
+                    // Metrics and probes stay on, on a port of their own: 9464 may be taken.
+                    .args(["--http-listen", "127.0.0.1:0"])
                     .env_remove("RUST_LOG")
                     .env_remove("EVENT_PROCESSOR_CONFIG");
                 if let Some(config) = &self.options.processor_config {

@@ -346,7 +346,7 @@ fn markdown(options: &Options, results: &Value, plot: &str, json_file: &str) -> 
     ));
     line(String::new());
     line(
-        "| CPU time per event during the drain, µs (median) | system under test | broker | measuring consumer |"
+        "| CPU time per event, µs (median; from the assignment to the last event) | system under test | broker | measuring consumer |"
             .to_owned(),
     );
     line("|---|---:|---:|---:|".to_owned());
