@@ -35,7 +35,7 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                          [--latency-secs S] [--repeat R] [--codec-secs S] [--out DIR]
                          [--profile release|debug] [--consumer-property K=V]..
                          [--producer-property K=V].. [--drain-property K=V]..
-                         [--processor-config FILE]
+                         [--processor-config FILE] [--rewrite]
 
   --smoke          a few thousand events, one latency rate, short runs; writes to target/bench/smoke
   --events N       events per throughput run (default 200000; smoke 5000)
@@ -52,7 +52,8 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
   --drain-property K=V
                    extra librdkafka properties for the measuring consumer (repeatable)
   --processor-config FILE
-                   a processor config file (TOML, as deploy/processor.toml) under the bench's flags";
+                   a processor config file (TOML, as deploy/processor.toml) under the bench's flags
+  --rewrite        run nothing: rewrite the report and the plot from the last results.json";
 
 /// The processor's consumer-group settings on the local broker: joins in ~3 s instead of ~23 s.
 const FAST_GROUP_PROPERTIES: [(&str, &str); 3] = [
@@ -78,6 +79,7 @@ const LATENCY_WARMUP_SECS: f64 = 1.0;
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) smoke: bool,
+    rewrite: bool,
     pub(crate) events: u64,
     pub(crate) partitions: u32,
     pub(crate) rates: Vec<u64>,
@@ -116,7 +118,7 @@ impl Options {
         let mut index = 0;
         while let Some(arg) = args.get(index) {
             match *arg {
-                "--smoke" => index += 1,
+                "--smoke" | "--rewrite" => index += 1,
                 flag if FLAGS.contains(&flag) => index += 2,
                 "--help" | "-h" => bail!("{USAGE}"),
                 other => bail!("unknown argument `{other}`\n\n{USAGE}"),
@@ -166,6 +168,7 @@ impl Options {
         };
         Ok(Self {
             smoke,
+            rewrite: args.contains(&"--rewrite"),
             events: number("--events", if smoke { 5_000.0 } else { 200_000.0 })? as u64,
             partitions: number("--partitions", 3.0)? as u32,
             rates,
@@ -215,6 +218,9 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
 /// Runs the bench with `options` and writes its outputs; fails only when the bench itself
 /// breaks (a process fails, an event is missing), never on the figures.
 pub(crate) fn run(options: &Options) -> Result<()> {
+    if options.rewrite {
+        return rewrite(options);
+    }
     let started = Instant::now();
     eprintln!(
         "==> building event-processor and bench-tools ({})",
@@ -286,7 +292,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         &codec,
         started.elapsed(),
     );
-    report::write_all(options, &results, &options.out_dir, &options.doc_path)?;
+    report::write_all(&results, &options.out_dir, &options.doc_path)?;
     eprintln!(
         "bench done in {:.0} s: {}, {} and {}",
         started.elapsed().as_secs_f64(),
@@ -295,6 +301,17 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         options.out_dir.join(plot::FILE_NAME).display()
     );
     Ok(())
+}
+
+/// Rewrites the report and the plot from the results a previous run saved (presentation only:
+/// every figure still comes from that run).
+fn rewrite(options: &Options) -> Result<()> {
+    let path = options.out_dir.join("results.json");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let results: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    report::write_all(&results, &options.out_dir, &options.doc_path)
 }
 
 /// What is measured: the processor, the minimal consume → produce of the same bytes, or (for

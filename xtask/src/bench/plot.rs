@@ -8,7 +8,7 @@ pub(super) const FILE_NAME: &str = "throughput-latency.svg";
 
 const WIDTH: f64 = 980.0;
 const HEIGHT: f64 = 420.0;
-const TOP: f64 = 60.0;
+const TOP: f64 = 66.0;
 const BOTTOM: f64 = 350.0;
 const PROCESSOR: &str = "#1f77b4";
 const PASSTHROUGH: &str = "#7f7f7f";
@@ -202,12 +202,15 @@ fn latency_panel(out: &mut String, results: &Value) {
         );
     }
     for (index, (label, system, _, opacity)) in series.iter().enumerate() {
-        let x = left + 95.0 * index as f64 - 60.0;
+        // Two rows: the processor's percentiles, then the references.
+        let x = left - 60.0 + 125.0 * (index % 3) as f64;
+        let y = if index < 3 { 34.0 } else { 48.0 };
         let (color, opacity) = series_style(system, *opacity);
         let _ = writeln!(
             out,
-            r#"<rect x="{x}" y="36" width="10" height="10" fill="{color}" fill-opacity="{opacity}"/><text x="{}" y="45">{label}</text>"#,
-            x + 14.0
+            r#"<rect x="{x}" y="{y}" width="10" height="10" fill="{color}" fill-opacity="{opacity}"/><text x="{}" y="{}">{label}</text>"#,
+            x + 14.0,
+            y + 9.0
         );
     }
     let _ = writeln!(

@@ -209,12 +209,7 @@ fn spread(values: &[f64]) -> Value {
 }
 
 /// Writes `results.json` and the plot into `out_dir`, and the generated block into `doc_path`.
-pub(super) fn write_all(
-    options: &Options,
-    results: &Value,
-    out_dir: &Path,
-    doc_path: &Path,
-) -> Result<()> {
+pub(super) fn write_all(results: &Value, out_dir: &Path, doc_path: &Path) -> Result<()> {
     fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let json_path = out_dir.join("results.json");
     fs::write(&json_path, serde_json::to_string_pretty(results)? + "\n")
@@ -230,12 +225,7 @@ pub(super) fn write_all(
             |relative| relative.display().to_string(),
         )
     };
-    let block = markdown(
-        options,
-        results,
-        &relative(&plot_path),
-        &relative(&json_path),
-    );
+    let block = markdown(results, &relative(&plot_path), &relative(&json_path));
     let existing = fs::read_to_string(doc_path).ok();
     let document = match existing
         .as_deref()
@@ -257,7 +247,7 @@ fn replace_block(text: &str, block: &str) -> Option<String> {
     Some(format!("{}{block}{}", &text[..start], &text[end..]))
 }
 
-fn markdown(options: &Options, results: &Value, plot: &str, json_file: &str) -> String {
+fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
     let summary = &results["summary"];
     let config = &results["config"];
     let machine = &results["machine"];
@@ -271,7 +261,7 @@ fn markdown(options: &Options, results: &Value, plot: &str, json_file: &str) -> 
     line(format!(
         "**Headline: the processor routes at {} the passthrough's rate** (processor ÷ passthrough, medians of {} interleaved runs each; with {POISON_PERCENT} % poison events: {}).",
         ratio_text(&summary["ratio_processor_to_passthrough"]),
-        options.repeat,
+        config["repeat"],
         ratio_text(&summary["ratio_poison_to_passthrough"]),
     ));
     line(String::new());
