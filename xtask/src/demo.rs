@@ -116,7 +116,7 @@ fn report(manifest: &Path, summary_file: &Path) -> Result<()> {
     if let Some(destinations) = verification["per_destination"].as_object() {
         for (destination, figures) in destinations {
             println!(
-                "  {destination:<10} {:<26} expected {:>6}  received {:>6}  missing {:>4}",
+                "  {destination:<10} {:<26} expected {:>6}  received {:>6}  not on the topic {:>4}",
                 figures["topic"].as_str().unwrap_or("?"),
                 figures["expected"],
                 figures["received"],
@@ -130,7 +130,7 @@ fn report(manifest: &Path, summary_file: &Path) -> Result<()> {
         "  dead-lettered events of this run: {dead_lettered} (expected {denied}: MARKETING may not reach LOGISTICS)"
     );
     println!(
-        "  duplicates {}  misrouted {}  missing {}",
+        "  duplicates {}  misrouted {}  missing (neither routed nor dead-lettered) {}",
         verification["duplicates"]["count"],
         verification["misrouted"]["count"],
         verification["missing"]["count"]
