@@ -32,14 +32,9 @@ pub(crate) async fn run(records: u64) -> Result<serde_json::Value> {
     let registry = MemoryRegistry::new();
     let encoder = InputEncoder::register(&registry, &format!("{INPUT}-value")).await?;
     let router = Router::from_toml_str(ROUTING).context("bench routing table")?;
-    let snapshot = RoutingSnapshot::resolve(
-        router,
-        &registry,
-        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
-        true,
-    )
-    .await
-    .context("cannot prepare the output schema")?;
+    let snapshot = RoutingSnapshot::resolve(router, &registry, true)
+        .await
+        .context("cannot prepare the output schema")?;
     let (_routing_updates, routing) = watch::channel(Arc::new(snapshot));
     let topic: Arc<str> = Arc::from(INPUT);
     let mut events = VecDeque::new();

@@ -83,14 +83,9 @@ async fn run(settings: Settings) -> Result<()> {
         HttpSchemaRegistry::new(registry_config(&settings)?)
             .context("cannot create the schema registry client")?,
     );
-    let snapshot = RoutingSnapshot::resolve(
-        router,
-        &registry,
-        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
-        settings.registry.auto_register,
-    )
-    .await
-    .context("cannot prepare the output schema")?;
+    let snapshot = RoutingSnapshot::resolve(router, &registry, settings.registry.auto_register)
+        .await
+        .context("cannot prepare the output schema")?;
     let (routing_updates, routing) = watch::channel(Arc::new(snapshot));
     let mut background = Vec::new();
     match (&settings.routing.file, routing_text) {

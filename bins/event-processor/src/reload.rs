@@ -128,14 +128,9 @@ impl Reloader {
     async fn prepare(&self, text: &str) -> Result<RoutingSnapshot> {
         let router = Router::from_toml_str(text).context("invalid routing table")?;
         crate::ensure_topics(&self.admin, &router, &self.settings).await?;
-        RoutingSnapshot::resolve(
-            router,
-            &self.registry,
-            avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
-            self.settings.registry.auto_register,
-        )
-        .await
-        .context("cannot prepare the output schemas")
+        RoutingSnapshot::resolve(router, &self.registry, self.settings.registry.auto_register)
+            .await
+            .context("cannot prepare the output schemas")
     }
 
     fn publish(&self, trigger: Trigger, snapshot: RoutingSnapshot, prepared_in: Duration) {

@@ -2,7 +2,7 @@
 //! against the registry before the snapshot is used (so a reload never swaps in a half-ready table).
 
 use crate::PipelineError;
-use avro_codec::{OutputEncoder, SchemaRegistry};
+use avro_codec::{OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA, SchemaRegistry};
 use router_core::Router;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,11 +22,11 @@ pub(crate) struct PreparedOutput {
 
 impl RoutingSnapshot {
     /// Resolves the output schema id of every subject the router writes to: looked up, or
-    /// registered when `auto_register` is set (as Confluent serializers do by default).
+    /// registered when `auto_register` is set (as Confluent serializers do by default). The
+    /// schema is always the one the encoders write, so no caller can pair them wrongly.
     pub async fn resolve<R: SchemaRegistry>(
         router: Router,
         registry: &R,
-        output_schema: &str,
         auto_register: bool,
     ) -> Result<Self, PipelineError> {
         let mut ids_by_subject = HashMap::new();
@@ -37,10 +37,12 @@ impl RoutingSnapshot {
                 Some(id) => *id,
                 None => {
                     let id = if auto_register {
-                        registry.register(&subject, output_schema).await
+                        registry
+                            .register(&subject, PROCESSOR_TO_CONSUMER_SCHEMA)
+                            .await
                     } else {
                         registry
-                            .lookup(&subject, output_schema)
+                            .lookup(&subject, PROCESSOR_TO_CONSUMER_SCHEMA)
                             .await
                             .map(|found| found.id)
                     }
