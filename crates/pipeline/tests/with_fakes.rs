@@ -113,7 +113,6 @@ async fn start(completion: Completion, configure: impl FnOnce(&mut PipelineConfi
     let snapshot = RoutingSnapshot::resolve(
         Router::from_toml_str(ROUTING).expect("valid routing"),
         &*registry,
-        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
         true,
     )
     .await
@@ -177,6 +176,25 @@ impl Harness {
             payload: value,
             timestamp_ms: None,
         }
+    }
+
+    /// Swaps in a table that sends FINANCE to `processor.to.finance-v2`; returns its TOML.
+    async fn reroute_finance(&self) -> String {
+        let rerouted = ROUTING.replace(
+            r#"outputs = [{ topic = "processor.to.finance" }]"#,
+            r#"outputs = [{ topic = "processor.to.finance-v2" }]"#,
+        );
+        let snapshot = RoutingSnapshot::resolve(
+            Router::from_toml_str(&rerouted).expect("valid"),
+            &*self.registry,
+            true,
+        )
+        .await
+        .expect("resolves");
+        self.routing
+            .send(Arc::new(snapshot))
+            .expect("pipeline listens");
+        rerouted
     }
 
     async fn wait_sent(&self, count: usize) {
@@ -592,22 +610,7 @@ async fn new_routing_table_applies_to_records_decided_after_the_swap() {
         Some(harness.event("FINANCE", "FINANCE", "before")),
     )]);
     harness.wait_sent(1).await;
-    let rerouted = ROUTING.replace(
-        r#"outputs = [{ topic = "processor.to.finance" }]"#,
-        r#"outputs = [{ topic = "processor.to.finance-v2" }]"#,
-    );
-    let snapshot = RoutingSnapshot::resolve(
-        Router::from_toml_str(&rerouted).expect("valid"),
-        &*harness.registry,
-        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
-        true,
-    )
-    .await
-    .expect("resolves");
-    harness
-        .routing
-        .send(Arc::new(snapshot))
-        .expect("pipeline listens");
+    harness.reroute_finance().await;
     harness.source.push_records(vec![harness.record(
         0,
         1,
@@ -651,22 +654,7 @@ async fn reports_routed_per_topic_routing_version_commit_latency_and_permanent_f
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
     let first_version = Router::from_toml_str(ROUTING).expect("valid").version();
     assert_eq!(harness.stats.routing_version.load(Relaxed), first_version);
-    let rerouted = ROUTING.replace(
-        r#"outputs = [{ topic = "processor.to.finance" }]"#,
-        r#"outputs = [{ topic = "processor.to.finance-v2" }]"#,
-    );
-    let snapshot = RoutingSnapshot::resolve(
-        Router::from_toml_str(&rerouted).expect("valid"),
-        &*harness.registry,
-        avro_codec::PROCESSOR_TO_CONSUMER_SCHEMA,
-        true,
-    )
-    .await
-    .expect("resolves");
-    harness
-        .routing
-        .send(Arc::new(snapshot))
-        .expect("pipeline listens");
+    let rerouted = harness.reroute_finance().await;
     harness.source.push_records(vec![harness.record(
         0,
         2,
