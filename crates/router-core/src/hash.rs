@@ -35,7 +35,7 @@ impl Fnv64 {
 /// Computed without allocating, so lookups on the hot path need no upper-cased copy.
 pub(crate) fn folded_hash(name: &str) -> u64 {
     let mut hash = Fnv64::new();
-    for byte in name.trim().bytes() {
+    for byte in crate::name::trim(name).bytes() {
         hash.byte(byte.to_ascii_uppercase());
     }
     hash.finish()

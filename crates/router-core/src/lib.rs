@@ -16,9 +16,11 @@ mod table;
 pub use config::RouterConfig;
 pub use dead_letter::DeadLetterReason;
 pub use error::RouterConfigError;
-pub use mapping::{map_into_output, map_to_output};
+pub use mapping::{map_borrowed, map_into_output, map_to_output};
 pub use name::{DestinationName, WILDCARD};
 pub use policy::{AllowRule, Policy, PolicyMode};
-pub use records::{ProcessorToConsumer, ProducerToProcessor};
+pub use records::{
+    ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
+};
 pub use router::{Decision, Router};
 pub use table::{DEFAULT_OUTPUT_SUBJECT, OutputTarget, RoutingTable};

@@ -5,8 +5,10 @@
 //! events of one producer and destination on one partition of each output topic, in order.
 //! There is therefore no key mapping function.
 
-use crate::name::{normalize, normalize_owned};
-use crate::records::{ProcessorToConsumer, ProducerToProcessor};
+use crate::name::{normalize, normalize_borrowed, normalize_owned};
+use crate::records::{
+    ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
+};
 
 /// The output record for `input`, routed by processor `processor_id` at `processed_at_ms`
 /// (epoch milliseconds; the caller reads the clock).
@@ -54,6 +56,23 @@ pub fn map_into_output(
         producer_service_id: input.origin_service_id,
         processor_service_id: processor_id.to_owned(),
         destination_type: normalize_owned(input.destination_service_type),
+        producer_event_timestamp: input.event_timestamp,
+        processor_event_timestamp: processed_at_ms,
+        payload: input.payload,
+    }
+}
+
+/// [`map_to_output`] for a borrowed input: nothing is copied or allocated, except the
+/// destination when it needs normalising. The processor's hot path.
+pub fn map_borrowed<'a>(
+    input: &ProducerToProcessorRef<'a>,
+    processor_id: &'a str,
+    processed_at_ms: i64,
+) -> ProcessorToConsumerRef<'a> {
+    ProcessorToConsumerRef {
+        producer_service_id: input.origin_service_id,
+        processor_service_id: processor_id,
+        destination_type: normalize_borrowed(input.destination_service_type),
         producer_event_timestamp: input.event_timestamp,
         processor_event_timestamp: processed_at_ms,
         payload: input.payload,

@@ -1,6 +1,7 @@
 //! Destination names and how they compare.
 
 use crate::RouterConfigError;
+use std::borrow::Cow;
 use std::fmt;
 
 /// In policy rules, stands for every destination (`destinations = ["*"]`) or every service
@@ -51,7 +52,8 @@ impl DestinationName {
     /// Whether `raw`, as a producer wrote it, names this destination: surrounding whitespace is
     /// ignored and ASCII letters compare case-insensitively. Does not allocate.
     pub fn matches(&self, raw: &str) -> bool {
-        self.0.eq_ignore_ascii_case(raw.trim())
+        // The exact spelling first: producers nearly always use the canonical name.
+        *self.0 == *raw || self.0.eq_ignore_ascii_case(trim(raw))
     }
 }
 
@@ -69,12 +71,35 @@ impl AsRef<str> for DestinationName {
 
 /// The canonical form of a name that compares case-insensitively: trimmed, ASCII upper-cased.
 pub(crate) fn normalize(raw: &str) -> String {
-    raw.trim().to_ascii_uppercase()
+    trim(raw).to_ascii_uppercase()
+}
+
+/// `str::trim`, skipping its Unicode scan when both ends are visible ASCII, as they nearly
+/// always are: a name starting and ending with such a byte has no whitespace to trim (every
+/// Unicode whitespace character other than ASCII's is encoded with non-ASCII bytes).
+#[inline]
+pub(crate) fn trim(raw: &str) -> &str {
+    let visible_ascii = |byte: &u8| byte.is_ascii() && !matches!(byte, b'\t'..=b'\r' | b' ');
+    match (raw.as_bytes().first(), raw.as_bytes().last()) {
+        (Some(first), Some(last)) if visible_ascii(first) && visible_ascii(last) => raw,
+        _ => raw.trim(),
+    }
+}
+
+/// [`normalize`] without allocating when `raw` is already normalised (the producers' usual
+/// spelling).
+pub(crate) fn normalize_borrowed(raw: &str) -> Cow<'_, str> {
+    let trimmed = trim(raw);
+    if trimmed.len() == raw.len() && !raw.bytes().any(|byte| byte.is_ascii_lowercase()) {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(trimmed.to_ascii_uppercase())
+    }
 }
 
 /// [`normalize`] reusing `raw`'s buffer: no allocation unless there is whitespace to trim.
 pub(crate) fn normalize_owned(mut raw: String) -> String {
-    let trimmed = raw.trim();
+    let trimmed = trim(&raw);
     if trimmed.len() != raw.len() {
         raw = trimmed.to_owned();
     }
@@ -122,6 +147,37 @@ mod tests {
     fn owned_normalisation_agrees_with_borrowed() {
         for raw in ["marketing", " Marketing ", "MARKETING", "", "\tx"] {
             assert_eq!(normalize_owned(raw.to_owned()), normalize(raw));
+            assert_eq!(normalize_borrowed(raw), normalize(raw));
+        }
+        assert!(matches!(normalize_borrowed("MARKETING"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn fast_trim_agrees_with_str_trim() {
+        let samples = [
+            "",
+            " ",
+            "x",
+            " x",
+            "x ",
+            "\u{0b}x\u{0c}",
+            "\u{a0}FINANCE",
+            "FINANCE\u{2003}",
+            "\u{85}x",
+            "é",
+            "a b",
+            "\u{1f}x\u{1c}",
+            "\r\nMARKETING\t",
+        ];
+        for raw in samples {
+            assert_eq!(trim(raw), raw.trim(), "{raw:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_trim_agrees_with_str_trim_on_any_text(raw in "\\PC{0,3}[\\s\\x00-\\x7f]{0,3}\\PC{0,3}") {
+            proptest::prop_assert_eq!(trim(&raw), raw.trim());
         }
     }
 }

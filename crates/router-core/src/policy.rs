@@ -219,13 +219,15 @@ impl DestinationAccess {
         if self.any_type.admits(origin_service_id) {
             return true;
         }
-        let needle = origin_service_type.trim();
+        let needle = crate::name::trim(origin_service_type);
         let hash = folded_hash(needle);
         let first = self.by_type.partition_point(|entry| entry.hash < hash);
         self.by_type[first..]
             .iter()
             .take_while(|entry| entry.hash == hash)
-            .find(|entry| entry.service_type.eq_ignore_ascii_case(needle))
+            .find(|entry| {
+                *entry.service_type == *needle || entry.service_type.eq_ignore_ascii_case(needle)
+            })
             .is_some_and(|entry| entry.ids.admits(origin_service_id))
     }
 }

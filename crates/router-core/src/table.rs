@@ -171,7 +171,7 @@ impl RoutingTable {
 
     /// Position of the destination `raw` names. The hot path of every routing decision.
     pub(crate) fn position(&self, raw: &str) -> Option<usize> {
-        let needle = raw.trim();
+        let needle = crate::name::trim(raw);
         let hash = folded_hash(needle);
         let first = self.index.partition_point(|&(key, _)| key < hash);
         self.index[first..]

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 use router_core::{
     AllowRule, DeadLetterReason, Decision, OutputTarget, Policy, ProducerToProcessor, Router,
-    RoutingTable, map_into_output, map_to_output,
+    RoutingTable, map_borrowed, map_into_output, map_to_output,
 };
 
 const DESTINATIONS: [&str; 5] = ["FINANCE", "MARKETING", "LOGISTICS", "SALES", "HR"];
@@ -211,10 +211,10 @@ proptest! {
     }
 
     #[test]
-    fn moving_and_cloning_mappings_agree(
+    fn moving_borrowing_and_cloning_mappings_agree(
         origin_service_id in ".{0,12}",
         origin_service_type in ".{0,12}",
-        destination_service_type in "\\s{0,2}[a-zA-Z]{1,10}\\s{0,2}",
+        destination_service_type in "\\s{0,2}[a-zA-Z\u{e9}]{1,10}\\s{0,2}",
         event_timestamp in any::<i64>(),
         payload in ".{0,40}",
         processed_at in any::<i64>(),
@@ -228,6 +228,9 @@ proptest! {
         };
         let cloned = map_to_output(&input, "processor-1", processed_at);
         prop_assert_eq!(&cloned.destination_type, &input.destination_service_type.trim().to_ascii_uppercase());
+        let borrowed = map_borrowed(&input.borrowed(), "processor-1", processed_at);
+        prop_assert_eq!(borrowed.to_owned_record(), cloned.clone());
+        prop_assert_eq!(borrowed, cloned.borrowed());
         prop_assert_eq!(map_into_output(input, "processor-1", processed_at), cloned);
     }
 }
