@@ -88,12 +88,15 @@ impl<'a> BodyReader<'a> {
     /// Reads a length-prefixed UTF-8 string; the only allocation is the returned `String`.
     #[inline]
     pub(crate) fn read_string(&mut self) -> Result<String, BodyError> {
+        self.read_str().map(str::to_owned)
+    }
+
+    /// Reads a string borrowed from the input, checked to be UTF-8.
+    #[inline]
+    pub(crate) fn read_str(&mut self) -> Result<&'a str, BodyError> {
         let start = self.pos;
         let bytes = self.read_len_prefixed()?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(text.to_owned()),
-            Err(_) => Err(self.error(start, INVALID_UTF8)),
-        }
+        std::str::from_utf8(bytes).map_err(|_| self.error(start, INVALID_UTF8))
     }
 
     /// Checks that the whole body was consumed.

@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     fmt,
+    hash::{BuildHasherDefault, Hasher},
     marker::PhantomData,
     sync::{Arc, PoisonError, RwLock},
 };
@@ -11,12 +12,13 @@ use apache_avro::{
     Schema, reader::datum::GenericDatumReader, schema::ResolvedSchema,
     schema_compatibility::SchemaCompatibility,
 };
-use router_core::{ProcessorToConsumer, ProducerToProcessor};
+use router_core::{ProcessorToConsumer, ProducerToProcessor, ProducerToProcessorRef};
 
 use crate::{
     CodecError, HEADER_LEN, RegistryError, SchemaId, SchemaRegistry, WireRecord,
     binary::{BodyError, BodyReader, TRAILING_BYTES},
     framing::split_frame,
+    record::decode_input_body,
     scan::scan_body,
 };
 
@@ -60,8 +62,34 @@ pub struct Decoder<T: WireRecord> {
 
 #[derive(Default)]
 struct Entries {
-    by_id: HashMap<SchemaId, Entry>,
+    by_id: HashMap<SchemaId, Entry, BuildHasherDefault<SchemaIdHasher>>,
     rejected: usize,
+}
+
+/// Hashes a schema id with one multiplication instead of SipHash: the lookup runs for every
+/// record. Chosen ids cannot degrade the map much, since it holds at most the readable ids plus
+/// [`MAX_REJECTED_SCHEMA_IDS`].
+#[derive(Default)]
+struct SchemaIdHasher(u64);
+
+/// 2^64 / φ: multiplying by it spreads consecutive ids over the whole word (Fibonacci hashing).
+const FIBONACCI: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for SchemaIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `SchemaId` (it hashes one `u32`); kept correct for any input.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(FIBONACCI);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 enum Entry {
@@ -154,20 +182,20 @@ impl<T: WireRecord> Decoder<T> {
     /// read; framing and body errors, which are poison.
     pub fn decode(&self, framed: &[u8]) -> Result<T, CodecError> {
         let (schema_id, body) = split_frame(framed)?;
-        let writer = {
-            let entries = self.read();
-            match entries.by_id.get(&schema_id) {
-                Some(Entry::Fast) => None,
-                Some(Entry::Resolved(writer)) => Some(Arc::clone(writer)),
-                Some(Entry::Rejected(rejection)) => {
-                    return Err(rejection.to_error(schema_id, T::FULL_NAME));
-                }
-                None => return Err(CodecError::UnknownSchemaId { schema_id }),
-            }
-        };
-        match writer {
+        match self.resolving_writer(schema_id)? {
             None => decode_fast(schema_id, body),
             Some(writer) => self.decode_resolved(schema_id, &writer, body),
+        }
+    }
+
+    /// How to read `schema_id`: `None` on the fast path, the writer schema when it must be
+    /// resolved, or the error the id stands for.
+    fn resolving_writer(&self, schema_id: SchemaId) -> Result<Option<Arc<Schema>>, CodecError> {
+        match self.read().by_id.get(&schema_id) {
+            Some(Entry::Fast) => Ok(None),
+            Some(Entry::Resolved(writer)) => Ok(Some(Arc::clone(writer))),
+            Some(Entry::Rejected(rejection)) => Err(rejection.to_error(schema_id, T::FULL_NAME)),
+            None => Err(CodecError::UnknownSchemaId { schema_id }),
         }
     }
 
@@ -357,6 +385,48 @@ impl<T: WireRecord> Decoder<T> {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         // Entries are only ever inserted whole, so a panic elsewhere cannot leave them torn.
         self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An input event from [`InputDecoder::decode_borrowed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodedInput<'a> {
+    /// Fast path: the strings borrow from the framed value.
+    Borrowed(ProducerToProcessorRef<'a>),
+    /// The writer schema had to be resolved to the reader's: an owned record.
+    Owned(ProducerToProcessor),
+}
+
+impl DecodedInput<'_> {
+    /// The event, borrowed.
+    pub fn view(&self) -> ProducerToProcessorRef<'_> {
+        match self {
+            Self::Borrowed(record) => *record,
+            Self::Owned(record) => record.borrowed(),
+        }
+    }
+}
+
+impl Decoder<ProducerToProcessor> {
+    /// [`decode`](Self::decode) without copying the strings on the fast path: they borrow from
+    /// `framed`. Same outcomes and errors as `decode` for every input.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_borrowed<'a>(&self, framed: &'a [u8]) -> Result<DecodedInput<'a>, CodecError> {
+        let (schema_id, body) = split_frame(framed)?;
+        match self.resolving_writer(schema_id)? {
+            None => {
+                let mut reader = BodyReader::new(body);
+                let record =
+                    decode_input_body(&mut reader).map_err(|err| malformed(schema_id, err))?;
+                reader.finish().map_err(|err| malformed(schema_id, err))?;
+                Ok(DecodedInput::Borrowed(record))
+            }
+            Some(writer) => self
+                .decode_resolved(schema_id, &writer, body)
+                .map(DecodedInput::Owned),
+        }
     }
 }
 

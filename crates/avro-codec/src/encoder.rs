@@ -2,8 +2,9 @@
 
 use std::{fmt, marker::PhantomData};
 
-use router_core::{ProcessorToConsumer, ProducerToProcessor};
+use router_core::{ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor};
 
+use crate::record::{encode_output_body, output_body_size_hint};
 use crate::{CodecError, HEADER_LEN, SchemaId, SchemaRegistry, WireRecord, write_header};
 
 /// Encoder of [`ProcessorToConsumer`] values (the router's output).
@@ -84,5 +85,16 @@ impl<T: WireRecord> Encoder<T> {
         let mut out = Vec::new();
         self.encode(record, &mut out);
         out
+    }
+}
+
+impl Encoder<ProcessorToConsumer> {
+    /// [`encode`](Self::encode) for a borrowed record: the same bytes, without the record
+    /// having strings of its own.
+    #[inline]
+    pub fn encode_borrowed(&self, record: &ProcessorToConsumerRef<'_>, out: &mut Vec<u8>) {
+        out.reserve(HEADER_LEN + output_body_size_hint(record));
+        write_header(self.schema_id, out);
+        encode_output_body(record, out);
     }
 }

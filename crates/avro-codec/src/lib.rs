@@ -10,7 +10,9 @@ mod record;
 mod registry;
 mod scan;
 
-pub use decoder::{Decoder, InputDecoder, MAX_REJECTED_SCHEMA_IDS, OutputDecoder, ReadPath};
+pub use decoder::{
+    DecodedInput, Decoder, InputDecoder, MAX_REJECTED_SCHEMA_IDS, OutputDecoder, ReadPath,
+};
 pub use encoder::{Encoder, InputEncoder, OutputEncoder};
 pub use error::{CodecError, ErrorClass, RegistryError};
 pub use framing::{HEADER_LEN, MAGIC_BYTE, SchemaId, split_frame, write_header};
@@ -19,4 +21,6 @@ pub use registry::{
     CONTENT_TYPE_V1, CaCert, CachedRegistry, HttpSchemaRegistry, MemoryRegistry, RegisteredSchema,
     RegistryClientConfig, SchemaRegistry,
 };
-pub use router_core::{ProcessorToConsumer, ProducerToProcessor};
+pub use router_core::{
+    ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
+};

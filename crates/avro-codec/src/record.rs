@@ -1,7 +1,9 @@
 //! The two records of the wire contract, their embedded reader schemas, and their hand-written
 //! Avro binary codecs (the fast path).
 
-use router_core::{ProcessorToConsumer, ProducerToProcessor};
+use router_core::{
+    ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::binary::{BodyError, BodyReader, str_size_hint, write_long, write_str};
@@ -50,13 +52,7 @@ impl WireRecord for ProducerToProcessor {
 impl sealed::Sealed for ProducerToProcessor {
     #[inline]
     fn decode_body(reader: &mut BodyReader<'_>) -> Result<Self, BodyError> {
-        Ok(Self {
-            origin_service_id: reader.read_string()?,
-            origin_service_type: reader.read_string()?,
-            destination_service_type: reader.read_string()?,
-            event_timestamp: reader.read_long()?,
-            payload: reader.read_string()?,
-        })
+        decode_input_body(reader).map(|record| record.to_owned_record())
     }
 
     #[inline]
@@ -75,6 +71,21 @@ impl sealed::Sealed for ProducerToProcessor {
             + 10
             + str_size_hint(&self.payload)
     }
+}
+
+/// The input record's fields in schema order, borrowed from the body: the one fast decoder of
+/// the input, used by the owned and the borrowed decode alike.
+#[inline]
+pub(crate) fn decode_input_body<'a>(
+    reader: &mut BodyReader<'a>,
+) -> Result<ProducerToProcessorRef<'a>, BodyError> {
+    Ok(ProducerToProcessorRef {
+        origin_service_id: reader.read_str()?,
+        origin_service_type: reader.read_str()?,
+        destination_service_type: reader.read_str()?,
+        event_timestamp: reader.read_long()?,
+        payload: reader.read_str()?,
+    })
 }
 
 impl WireRecord for ProcessorToConsumer {
@@ -98,19 +109,31 @@ impl sealed::Sealed for ProcessorToConsumer {
 
     #[inline]
     fn encode_body(&self, out: &mut Vec<u8>) {
-        write_str(out, &self.producer_service_id);
-        write_str(out, &self.processor_service_id);
-        write_str(out, &self.destination_type);
-        write_long(out, self.producer_event_timestamp);
-        write_long(out, self.processor_event_timestamp);
-        write_str(out, &self.payload);
+        encode_output_body(&self.borrowed(), out);
     }
 
     fn body_size_hint(&self) -> usize {
-        str_size_hint(&self.producer_service_id)
-            + str_size_hint(&self.processor_service_id)
-            + str_size_hint(&self.destination_type)
-            + 20
-            + str_size_hint(&self.payload)
+        output_body_size_hint(&self.borrowed())
     }
+}
+
+/// The output record's fields in schema order: the one fast encoder of the output, used by
+/// the owned and the borrowed encode alike.
+#[inline]
+pub(crate) fn encode_output_body(record: &ProcessorToConsumerRef<'_>, out: &mut Vec<u8>) {
+    write_str(out, record.producer_service_id);
+    write_str(out, record.processor_service_id);
+    write_str(out, &record.destination_type);
+    write_long(out, record.producer_event_timestamp);
+    write_long(out, record.processor_event_timestamp);
+    write_str(out, record.payload);
+}
+
+/// An upper bound of [`encode_output_body`]'s size.
+pub(crate) fn output_body_size_hint(record: &ProcessorToConsumerRef<'_>) -> usize {
+    str_size_hint(record.producer_service_id)
+        + str_size_hint(record.processor_service_id)
+        + str_size_hint(&record.destination_type)
+        + 20
+        + str_size_hint(record.payload)
 }

@@ -4,7 +4,7 @@ mod support;
 
 use apache_avro::types::Value;
 use avro_codec::{
-    CodecError, InputDecoder, InputEncoder, OutputDecoder, OutputEncoder,
+    CodecError, DecodedInput, InputDecoder, InputEncoder, OutputDecoder, OutputEncoder,
     PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ProcessorToConsumer,
     ProducerToProcessor, ReadPath, SchemaId,
 };
@@ -309,5 +309,66 @@ proptest! {
             let _ = decoder.decode(&golden_input());
             let _ = decoder.decode(&frame(5, &golden_input()[5..]));
         }
+    }
+}
+
+/// Decodes `framed` both ways and checks the borrowed decode agrees with the owned one: the
+/// same record, or the same error.
+fn assert_borrowed_agrees(input: &InputDecoder, framed: &[u8]) -> Result<(), TestCaseError> {
+    let owned = input.decode(framed);
+    let borrowed = input.decode_borrowed(framed);
+    match (&owned, &borrowed) {
+        (Ok(owned), Ok(borrowed)) => prop_assert_eq!(&borrowed.view().to_owned_record(), owned),
+        (Err(owned), Err(borrowed)) => prop_assert_eq!(owned.to_string(), borrowed.to_string()),
+        _ => prop_assert!(
+            false,
+            "decodes disagree on {framed:02x?}: {owned:?} vs {borrowed:?}"
+        ),
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn borrowed_and_owned_decodes_agree_on_random_and_mutated_bodies(
+        body in proptest::collection::vec(any::<u8>(), 0..128),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let input = input_decoder();
+        let mut golden = golden_input()[5..].to_vec();
+        for (index, byte) in &flips {
+            let at = index.index(golden.len());
+            golden[at] = *byte;
+        }
+        let cut_golden = &golden[..cut.index(golden.len())];
+        for candidate in [&body[..], &golden[..], cut_golden] {
+            for id in [FAST, RESOLVING, EVOLVED, 99] {
+                assert_borrowed_agrees(&input, &frame(id, candidate))?;
+            }
+            assert_borrowed_agrees(&input, candidate)?;
+        }
+    }
+
+    #[test]
+    fn borrowed_decode_and_encode_match_the_owned_codec(record in any_input(), output in any_output()) {
+        let input = input_decoder();
+        let framed = InputEncoder::new(SchemaId(FAST)).encode_to_vec(&record);
+        let decoded = input.decode_borrowed(&framed).expect("fast path decodes");
+        prop_assert!(matches!(decoded, DecodedInput::Borrowed(_)));
+        prop_assert_eq!(decoded.view(), record.borrowed());
+        let reframed = frame(RESOLVING, &framed[5..]);
+        let resolved = input.decode_borrowed(&reframed).expect("resolving path decodes");
+        prop_assert!(matches!(resolved, DecodedInput::Owned(_)));
+        prop_assert_eq!(resolved.view(), record.borrowed());
+
+        let encoder = OutputEncoder::new(SchemaId(FAST));
+        let mut borrowed = b"kept".to_vec();
+        encoder.encode_borrowed(&output.borrowed(), &mut borrowed);
+        let mut owned = b"kept".to_vec();
+        encoder.encode(&output, &mut owned);
+        prop_assert_eq!(borrowed, owned);
     }
 }
