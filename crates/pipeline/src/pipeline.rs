@@ -20,13 +20,13 @@ use crate::in_flight::{InFlightOutputs, OutputSlot};
 use crate::routing::RoutingSnapshot;
 use crate::stats::PipelineStats;
 use crate::{Clock, PipelineError};
-use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaRegistry};
+use avro_codec::{CodecError, DecodedInput, InputDecoder, OutputEncoder, SchemaRegistry};
 use kafka_adapters::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
 use offset_tracker::{Commit, OffsetTracker};
-use router_core::{DeadLetterReason, Decision, map_into_output, map_to_output};
+use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -398,39 +398,43 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             };
             return Ok(self.dead_letter_plan(record, &reason, None));
         }
-        let event = match self.decode(value, shutdown).await? {
-            Ok(event) => event,
+        let decoded = match self.decode(value, shutdown).await? {
+            Ok(decoded) => decoded,
             Err(error) => {
                 let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
                 let reason = poison_reason(&error, schema_id);
                 return Ok(self.dead_letter_plan(record, &reason, schema_id));
             }
         };
+        let event = decoded.view();
         let snapshot = Arc::clone(&self.snapshot);
-        let targets = match snapshot.router().decide(&event) {
+        let decision = snapshot.router().decide_for(
+            event.origin_service_type,
+            event.origin_service_id,
+            event.destination_service_type,
+        );
+        let targets = match decision {
             Decision::Route(targets) => targets,
             Decision::DeadLetter(reason) => {
                 let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
                 return Ok(self.dead_letter_plan(record, &reason, schema_id));
             }
         };
-        let event_timestamp_ms = Some(event.event_timestamp);
-        let processed_at = self.batch_now_ms;
         let mut outputs = self.take_plan_outputs();
-        if let [target] = targets {
-            let output = map_into_output(event, &self.config.processor_id, processed_at);
-            let key = record.key.take();
-            outputs.push((self.encode_for(&target.topic, &output, key), None));
-        } else {
-            let output = map_to_output(&event, &self.config.processor_id, processed_at);
-            for target in targets {
+        // Borrowed end to end: the output's strings are the input's bytes and the processor id,
+        // copied once, into the encoded value.
+        let output = map_borrowed(&event, &self.config.processor_id, self.batch_now_ms);
+        if let Some((last, others)) = targets.split_last() {
+            for target in others {
                 let key = record.key.clone();
                 outputs.push((self.encode_for(&target.topic, &output, key), None));
             }
+            let key = record.key.take();
+            outputs.push((self.encode_for(&last.topic, &output, key), None));
         }
         Ok(Plan {
             outputs,
-            event_timestamp_ms,
+            event_timestamp_ms: Some(event.event_timestamp),
         })
     }
 
@@ -443,17 +447,17 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     fn encode_for(
         &self,
         topic: &str,
-        output: &router_core::ProcessorToConsumer,
+        output: &ProcessorToConsumerRef<'_>,
         key: Option<Vec<u8>>,
     ) -> OutboundRecord {
-        let mut payload = Vec::with_capacity(128);
+        let mut payload = Vec::new();
         let prepared = self
             .output_encoders
             .iter()
             .find(|(name, _)| **name == *topic);
         let topic = match prepared {
             Some((name, encoder)) => {
-                encoder.encode(output, &mut payload);
+                encoder.encode_borrowed(output, &mut payload);
                 Arc::clone(name)
             }
             // Unreachable by construction: snapshots prepare every target of their router.
@@ -498,14 +502,14 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     /// Decodes `value`, fetching its writer schema on first sight. Transient registry failures are
     /// retried with backoff until they pass or shutdown is requested; only errors that are a
     /// property of the bytes come back as `Ok(Err(_))`.
-    async fn decode(
+    async fn decode<'v>(
         &mut self,
-        value: &[u8],
+        value: &'v [u8],
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Result<router_core::ProducerToProcessor, CodecError>, Interrupted> {
+    ) -> Result<Result<DecodedInput<'v>, CodecError>, Interrupted> {
         let mut failures = 0;
         loop {
-            match self.decoder.decode(value) {
+            match self.decoder.decode_borrowed(value) {
                 Err(CodecError::UnknownSchemaId { schema_id }) => {
                     let loaded = self.decoder.load(schema_id, &self.registry).await;
                     self.batch_now_ms = self.clock.now_ms();
