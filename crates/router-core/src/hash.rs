@@ -5,6 +5,11 @@
 //! Neither use needs resistance to chosen inputs: the index compares names after a hash match,
 //! and the fingerprint identifies configurations, it does not authenticate them.
 
+/// Up to this many names, a lookup first compares the raw name byte for byte with each
+/// canonical one (the producers' usual spelling) before hashing: a few length-and-bytes
+/// comparisons cost less than folding and hashing the name.
+pub(crate) const EXACT_SCAN_MAX: usize = 8;
+
 const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
 

@@ -219,15 +219,21 @@ impl DestinationAccess {
         if self.any_type.admits(origin_service_id) {
             return true;
         }
+        if self.by_type.len() <= crate::hash::EXACT_SCAN_MAX
+            && let Some(entry) = self
+                .by_type
+                .iter()
+                .find(|entry| *entry.service_type == *origin_service_type)
+        {
+            return entry.ids.admits(origin_service_id);
+        }
         let needle = crate::name::trim(origin_service_type);
         let hash = folded_hash(needle);
         let first = self.by_type.partition_point(|entry| entry.hash < hash);
         self.by_type[first..]
             .iter()
             .take_while(|entry| entry.hash == hash)
-            .find(|entry| {
-                *entry.service_type == *needle || entry.service_type.eq_ignore_ascii_case(needle)
-            })
+            .find(|entry| entry.service_type.eq_ignore_ascii_case(needle))
             .is_some_and(|entry| entry.ids.admits(origin_service_id))
     }
 }
@@ -509,5 +515,37 @@ mod tests {
         assert!(access.permits(0, " FINANCE ", "Svc-1"));
         assert!(!access.permits(0, "FINANCE", "svc-1"));
         assert!(!access.permits(0, "FINANCE", " Svc-1"));
+    }
+
+    #[test]
+    fn service_types_match_alike_below_and_above_the_exact_scan_limit() {
+        for count in [
+            1,
+            crate::hash::EXACT_SCAN_MAX,
+            crate::hash::EXACT_SCAN_MAX + 1,
+            30,
+        ] {
+            let types: Vec<String> = (0..count).map(|index| format!("TYPE{index}")).collect();
+            let rules = types
+                .iter()
+                .map(|service_type| AllowRule::new(service_type.as_str(), ["FINANCE"]))
+                .collect();
+            let access = Access::compile(&Policy::deny_by_default(rules), &table()).unwrap();
+            let finance = table().position("FINANCE").unwrap();
+            let marketing = table().position("MARKETING").unwrap();
+            for service_type in &types {
+                let folded = format!("\t{}", service_type.to_lowercase());
+                assert!(
+                    access.permits(finance, service_type, "id"),
+                    "{service_type}"
+                );
+                assert!(access.permits(finance, &folded, "id"), "{folded:?}");
+                assert!(
+                    !access.permits(marketing, service_type, "id"),
+                    "{service_type}"
+                );
+            }
+            assert!(!access.permits(finance, "TYPE", "id"), "of {count}");
+        }
     }
 }

@@ -171,6 +171,14 @@ impl RoutingTable {
 
     /// Position of the destination `raw` names. The hot path of every routing decision.
     pub(crate) fn position(&self, raw: &str) -> Option<usize> {
+        if self.destinations.len() <= crate::hash::EXACT_SCAN_MAX
+            && let Some(position) = self
+                .destinations
+                .iter()
+                .position(|destination| destination.name.as_str() == raw)
+        {
+            return Some(position);
+        }
         let needle = crate::name::trim(raw);
         let hash = folded_hash(needle);
         let first = self.index.partition_point(|&(key, _)| key < hash);
@@ -324,6 +332,29 @@ mod tests {
         }
         assert_eq!(table.outputs("SALES"), None);
         assert_eq!(table.resolve("Marketing").unwrap().as_str(), "MARKETING");
+    }
+
+    #[test]
+    fn lookup_agrees_below_and_above_the_exact_scan_limit() {
+        for count in [
+            1,
+            crate::hash::EXACT_SCAN_MAX,
+            crate::hash::EXACT_SCAN_MAX + 1,
+            40,
+        ] {
+            let names: Vec<String> = (0..count).map(|index| format!("DEST{index}")).collect();
+            let table = table(&names.iter().map(String::as_str).collect::<Vec<_>>());
+            for (position, name) in names.iter().enumerate() {
+                let folded = format!(" {} ", name.to_lowercase());
+                assert_eq!(table.position(name), Some(position), "{name} of {count}");
+                assert_eq!(
+                    table.position(&folded),
+                    Some(position),
+                    "{folded} of {count}"
+                );
+            }
+            assert_eq!(table.position("DEST"), None, "of {count}");
+        }
     }
 
     #[test]
