@@ -24,11 +24,6 @@ use kafka_adapters::{KafkaConfig, TopicAdmin, TopicSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// mimalloc instead of the system allocator: the main loop allocates and frees a few buffers
-/// per record, and glibc's malloc was ~30 % of its instructions (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "bench-tools",

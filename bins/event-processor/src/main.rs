@@ -29,11 +29,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-/// mimalloc instead of the system allocator: the main loop allocates and frees a few buffers
-/// per record, and glibc's malloc was ~30 % of its instructions (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse_from(translate_prototype_args(std::env::args().collect()));
     let settings = match Settings::load(&cli) {
