@@ -20,7 +20,7 @@ use crate::in_flight::{InFlightOutputs, OutputSlot};
 use crate::routing::RoutingSnapshot;
 use crate::stats::PipelineStats;
 use crate::{Clock, PipelineError};
-use avro_codec::{CodecError, DecodedInput, InputDecoder, OutputEncoder, SchemaRegistry};
+use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaId, SchemaRegistry};
 use kafka_adapters::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
@@ -243,6 +243,9 @@ struct Plan {
     event_timestamp_ms: Option<i64>,
 }
 
+/// A record's writer schema is not in the decoder's cache yet.
+struct NotLoaded(SchemaId);
+
 impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     fn now(&self) -> Duration {
         self.started.elapsed()
@@ -336,7 +339,19 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         mut record: InboundRecord,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Interrupted> {
-        let mut plan = self.plan(&mut record, shutdown).await?;
+        let mut plan = loop {
+            match self.plan(&mut record) {
+                Ok(plan) => break plan,
+                // Rare (first sight of a schema id): boxed, so that the future of every record
+                // stays small instead of embedding the registry request's.
+                Err(NotLoaded(schema_id)) => {
+                    match Box::pin(self.load_writer_schema(schema_id, shutdown)).await? {
+                        Ok(()) => continue,
+                        Err(error) => break self.decode_error_plan(&record, &error),
+                    }
+                }
+            }
+        };
         let tp = offset_tracker::TopicPartition {
             topic: Arc::clone(&record.topic),
             partition: record.partition,
@@ -382,12 +397,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     /// Decides what `record` turns into: routed outputs, or one dead-letter copy. A routed
-    /// record's key moves into its output (cloned only for fan-out).
-    async fn plan(
-        &mut self,
-        record: &mut InboundRecord,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Plan, Interrupted> {
+    /// record's key moves into its output (cloned only for fan-out). Synchronous: a record whose
+    /// writer schema is not loaded yet comes back as [`NotLoaded`] for the caller to load.
+    fn plan(&mut self, record: &mut InboundRecord) -> Result<Plan, NotLoaded> {
         let Some(value) = record.payload.as_deref() else {
             return Ok(self.dead_letter_plan(record, &DeadLetterReason::MissingValue, None));
         };
@@ -398,13 +410,10 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             };
             return Ok(self.dead_letter_plan(record, &reason, None));
         }
-        let decoded = match self.decode(value, shutdown).await? {
+        let decoded = match self.decoder.decode_borrowed(value) {
             Ok(decoded) => decoded,
-            Err(error) => {
-                let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
-                let reason = poison_reason(&error, schema_id);
-                return Ok(self.dead_letter_plan(record, &reason, schema_id));
-            }
+            Err(CodecError::UnknownSchemaId { schema_id }) => return Err(NotLoaded(schema_id)),
+            Err(error) => return Ok(self.decode_error_plan(record, &error)),
         };
         let event = decoded.view();
         let snapshot = Arc::clone(&self.snapshot);
@@ -499,40 +508,46 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         }
     }
 
-    /// Decodes `value`, fetching its writer schema on first sight. Transient registry failures are
+    /// The dead-letter plan of a record whose bytes cannot be decoded.
+    fn decode_error_plan(&mut self, record: &InboundRecord, error: &CodecError) -> Plan {
+        let schema_id = record
+            .payload
+            .as_deref()
+            .and_then(|value| InputDecoder::schema_id_of(value).ok())
+            .map(|id| id.0);
+        let reason = poison_reason(error, schema_id);
+        self.dead_letter_plan(record, &reason, schema_id)
+    }
+
+    /// Loads the writer schema `schema_id` from the registry. Transient registry failures are
     /// retried with backoff until they pass or shutdown is requested; only errors that are a
     /// property of the bytes come back as `Ok(Err(_))`.
-    async fn decode<'v>(
+    async fn load_writer_schema(
         &mut self,
-        value: &'v [u8],
+        schema_id: SchemaId,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Result<DecodedInput<'v>, CodecError>, Interrupted> {
+    ) -> Result<Result<(), CodecError>, Interrupted> {
         let mut failures = 0;
         loop {
-            match self.decoder.decode_borrowed(value) {
-                Err(CodecError::UnknownSchemaId { schema_id }) => {
-                    let loaded = self.decoder.load(schema_id, &self.registry).await;
-                    self.batch_now_ms = self.clock.now_ms();
-                    match loaded {
-                        Ok(()) => continue,
-                        // Only the bytes' own faults dead-letter; a registry that is down or
-                        // refuses us (auth, config) holds the stream back instead.
-                        Err(error) if !error.is_poison() => {
-                            failures += 1;
-                            self.stats.registry_failures.fetch_add(1, Relaxed);
-                            // Waiting out a registry outage is the loop doing its job: stay live.
-                            self.heartbeat();
-                            let wait = self.config.retry.backoff(failures);
-                            warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
-                            tokio::select! {
-                                _ = tokio::time::sleep(wait) => {}
-                                _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
-                            }
-                        }
-                        Err(error) => return Ok(Err(error)),
+            let loaded = self.decoder.load(schema_id, &self.registry).await;
+            self.batch_now_ms = self.clock.now_ms();
+            match loaded {
+                Ok(()) => return Ok(Ok(())),
+                // Only the bytes' own faults dead-letter; a registry that is down or refuses
+                // us (auth, config) holds the stream back instead.
+                Err(error) if !error.is_poison() => {
+                    failures += 1;
+                    self.stats.registry_failures.fetch_add(1, Relaxed);
+                    // Waiting out a registry outage is the loop doing its job: stay live.
+                    self.heartbeat();
+                    let wait = self.config.retry.backoff(failures);
+                    warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
                     }
                 }
-                other => return Ok(other),
+                Err(error) => return Ok(Err(error)),
             }
         }
     }
