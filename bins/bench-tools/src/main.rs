@@ -24,6 +24,13 @@ use kafka_adapters::{KafkaConfig, TopicAdmin, TopicSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// mimalloc instead of glibc's malloc: cheaper for the buffers the main loop allocates per
+/// record and for freeing records the consumer thread allocated (no arena lock). Built with
+/// `no_thp`: on transparent huge pages its arenas raised peak RSS by ~30 MiB. The bench tools
+/// use it too, so the passthrough compares like for like (docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bench-tools",
