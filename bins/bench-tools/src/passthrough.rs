@@ -31,7 +31,7 @@ const COMMIT_POLICY: CommitPolicy = CommitPolicy {
 const COMMIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 const BATCH_MAX: usize = 1024;
-const CHANNEL_CAPACITY: usize = 16;
+const CHANNEL_CAPACITY: usize = 4;
 
 /// What `passthrough` was asked to do.
 #[derive(Debug)]

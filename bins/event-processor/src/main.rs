@@ -148,7 +148,7 @@ async fn run(settings: Settings) -> Result<()> {
             topics: vec![settings.kafka.input_topic.clone()],
             revoke_timeout: drain_timeout + Duration::from_secs(5),
             batch_max: 1024,
-            channel_capacity: 16,
+            channel_capacity: 4,
         },
     )
     .context("cannot create the Kafka consumer")?;
