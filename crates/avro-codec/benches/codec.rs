@@ -59,6 +59,26 @@ fn codec(c: &mut Criterion) {
             black_box(out.len())
         });
     });
+    group.bench_function("decode_input_borrowed", |b| {
+        b.iter(|| {
+            let decoded = decoder
+                .decode_borrowed(black_box(&framed))
+                .expect("decodes");
+            black_box(decoded.view().payload.len())
+        });
+    });
+    group.bench_function("decode_route_encode_borrowed", |b| {
+        b.iter(|| {
+            let decoded = decoder
+                .decode_borrowed(black_box(&framed))
+                .expect("decodes");
+            let view = decoded.view();
+            let output = router_core::map_borrowed(&view, "event-processor-1", 1_650_000_000_123);
+            out.clear();
+            encoder.encode_borrowed(&output, &mut out);
+            black_box(out.len())
+        });
+    });
     let output = route(decoder.decode(&framed).expect("decodes"));
     group.bench_function("encode_output", |b| {
         b.iter(|| {
