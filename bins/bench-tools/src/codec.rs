@@ -1,12 +1,12 @@
-//! `codec`: the processor's per-record CPU work with no I/O, on one thread: decode the framed
-//! input, `Router::decide`, map to the output record (reading the clock, as the processor
-//! does), encode it into a fresh buffer. Records/s on one core is the ceiling the CPU puts on
+//! `codec`: the processor's per-record CPU work with no I/O, on one thread, the way the
+//! processor does it: decode the framed input borrowing its strings, `Router::decide_for` on
+//! them, map to a borrowed output record (reading the clock), encode it into a fresh buffer. Records/s on one core is the ceiling the CPU puts on
 //! the processor before Kafka costs anything.
 
 use crate::events::{self, key_of, now_us};
 use anyhow::{Context, Result, bail};
 use avro_codec::{InputDecoder, InputEncoder, MemoryRegistry, OutputEncoder, SchemaRegistry};
-use router_core::{Decision, Router, map_into_output, map_to_output};
+use router_core::{Decision, ProcessorToConsumerRef, Router, map_borrowed};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -107,29 +107,29 @@ fn route_one(
     key: &[u8],
     value: &[u8],
 ) -> Result<u64> {
-    let event = decoder.decode(black_box(value))?;
-    let targets = match router.decide(&event) {
+    let decoded = decoder.decode_borrowed(black_box(value))?;
+    let event = decoded.view();
+    let decision = router.decide_for(
+        event.origin_service_type,
+        event.origin_service_id,
+        event.destination_service_type,
+    );
+    let targets = match decision {
         Decision::Route(targets) => targets,
         Decision::DeadLetter(reason) => bail!("bench event dead-lettered: {reason}"),
     };
-    let processed_at = pipeline_clock_ms();
+    let output = map_borrowed(&event, "event-processor-1", pipeline_clock_ms());
     let mut written = 0;
-    if let [_target] = targets {
-        let output = map_into_output(event, "event-processor-1", processed_at);
+    for _target in targets {
         written += encode(encoder, &output, key);
-    } else {
-        let output = map_to_output(&event, "event-processor-1", processed_at);
-        for _target in targets {
-            written += encode(encoder, &output, key);
-        }
     }
     Ok(written)
 }
 
-fn encode(encoder: &OutputEncoder, output: &router_core::ProcessorToConsumer, key: &[u8]) -> u64 {
-    // As the processor: a fresh value buffer and a copy of the key per output record.
-    let mut payload = Vec::with_capacity(128);
-    encoder.encode(output, &mut payload);
+fn encode(encoder: &OutputEncoder, output: &ProcessorToConsumerRef<'_>, key: &[u8]) -> u64 {
+    // As the processor: a fresh value buffer and the key per output record.
+    let mut payload = Vec::new();
+    encoder.encode_borrowed(output, &mut payload);
     let key = black_box(key.to_vec());
     black_box(&payload);
     (payload.len() + key.len()) as u64
