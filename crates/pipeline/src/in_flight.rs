@@ -3,8 +3,6 @@
 
 use kafka_adapters::DeliveryTag;
 use offset_tracker::Ticket;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone)]
 pub(crate) struct OutputSlot {
@@ -12,8 +10,8 @@ pub(crate) struct OutputSlot {
     pub(crate) ticket: Ticket,
     /// `None` for a routed output; the reason code for a dead-letter copy.
     pub(crate) dead_letter_code: Option<&'static str>,
-    /// The per-topic counter a routed output adds to once acknowledged.
-    pub(crate) routed_counter: Option<Arc<AtomicU64>>,
+    /// Index of the per-topic counter a routed output adds to once acknowledged.
+    pub(crate) routed_counter: Option<usize>,
     /// Failed attempts so far.
     pub(crate) failures: u32,
     /// The input's event timestamp, for latency figures.

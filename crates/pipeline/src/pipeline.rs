@@ -18,7 +18,7 @@ use crate::config::PipelineConfig;
 use crate::dead_letter::dead_letter_record;
 use crate::in_flight::{InFlightOutputs, OutputSlot};
 use crate::routing::RoutingSnapshot;
-use crate::stats::PipelineStats;
+use crate::stats::{PipelineStats, UnpublishedLatency};
 use crate::{Clock, PipelineError};
 use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaId, SchemaRegistry};
 use kafka_adapters::{
@@ -106,6 +106,8 @@ where
         decoder: InputDecoder::new(),
         snapshot,
         routed_counters: Vec::new(),
+        unpublished_routed: 0,
+        unpublished_latency: UnpublishedLatency::default(),
         output_encoders: Vec::new(),
         batch_now_ms: 0,
         plan_outputs: Vec::new(),
@@ -219,7 +221,13 @@ struct Core<K, C, R> {
     decoder: InputDecoder,
     snapshot: Arc<RoutingSnapshot>,
     /// Per-topic routed counters of the snapshot's output topics, looked up without a lock.
-    routed_counters: Vec<(Arc<str>, Arc<AtomicU64>)>,
+    /// Every output topic's routed counter, with what was counted and not yet published;
+    /// append-only, so the index an in-flight output holds stays valid across reloads.
+    routed_counters: Vec<RoutedCounter>,
+    /// Acknowledged outputs counted in plain integers and published to `stats` once per loop
+    /// turn (see `publish_counts`).
+    unpublished_routed: u64,
+    unpublished_latency: UnpublishedLatency,
     /// Topic and encoder of each of the snapshot's outputs: a short list scanned by name is
     /// several times cheaper per record than the snapshot's hash map (SipHash of the topic).
     output_encoders: Vec<(Arc<str>, OutputEncoder)>,
@@ -243,6 +251,14 @@ struct Plan {
     event_timestamp_ms: Option<i64>,
 }
 
+/// One output topic's routed counter in the shared stats, and the acknowledgements counted for
+/// it since the last publish.
+struct RoutedCounter {
+    topic: Arc<str>,
+    shared: Arc<AtomicU64>,
+    unpublished: u64,
+}
+
 /// A record's writer schema is not in the decoder's cache yet.
 struct NotLoaded(SchemaId);
 
@@ -257,11 +273,19 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         self.stats
             .routing_version
             .store(self.snapshot.router().version(), Relaxed);
-        self.routed_counters = self
-            .snapshot
-            .output_topics()
-            .map(|topic| (Arc::from(topic), self.stats.routed_by_topic.counter(topic)))
-            .collect();
+        for topic in self.snapshot.output_topics() {
+            if !self
+                .routed_counters
+                .iter()
+                .any(|known| *known.topic == *topic)
+            {
+                self.routed_counters.push(RoutedCounter {
+                    topic: Arc::from(topic),
+                    shared: self.stats.routed_by_topic.counter(topic),
+                    unpublished: 0,
+                });
+            }
+        }
         self.output_encoders = self
             .snapshot
             .output_topics()
@@ -270,20 +294,39 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             .collect();
     }
 
-    fn routed_counter(&self, topic: &str) -> Option<Arc<AtomicU64>> {
+    fn routed_counter(&self, topic: &str) -> Option<usize> {
         self.routed_counters
             .iter()
-            .find(|(name, _)| **name == *topic)
-            .map(|(_, counter)| Arc::clone(counter))
+            .position(|counter| *counter.topic == *topic)
     }
 
-    fn heartbeat(&self) {
+    fn heartbeat(&mut self) {
         self.stats
             .last_heartbeat_ms
             .store(self.clock.now_ms(), Relaxed);
         self.stats
             .in_flight
             .store(self.tracker.total_in_flight() as i64, Relaxed);
+        self.publish_counts();
+    }
+
+    /// Adds the acknowledgements counted since the last call to the shared stats: one atomic
+    /// addition per counter per loop turn instead of five per record.
+    fn publish_counts(&mut self) {
+        if self.unpublished_routed > 0 {
+            self.stats
+                .routed
+                .fetch_add(std::mem::take(&mut self.unpublished_routed), Relaxed);
+        }
+        for counter in &mut self.routed_counters {
+            if counter.unpublished > 0 {
+                counter
+                    .shared
+                    .fetch_add(std::mem::take(&mut counter.unpublished), Relaxed);
+            }
+        }
+        self.unpublished_latency
+            .publish(&self.stats.end_to_end_latency);
     }
 
     async fn on_source_event(
@@ -584,13 +627,15 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 }
                 match slot.dead_letter_code {
                     None => {
-                        self.stats.routed.fetch_add(1, Relaxed);
-                        if let Some(counter) = &slot.routed_counter {
-                            counter.fetch_add(1, Relaxed);
+                        self.unpublished_routed += 1;
+                        if let Some(counter) = slot
+                            .routed_counter
+                            .and_then(|index| self.routed_counters.get_mut(index))
+                        {
+                            counter.unpublished += 1;
                         }
                         if let Some(event_timestamp) = slot.event_timestamp_ms {
-                            self.stats
-                                .end_to_end_latency
+                            self.unpublished_latency
                                 .observe_ms(now_ms - event_timestamp);
                         }
                     }
