@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// The processor's defaults (bins/event-processor settings and main.rs), so both sides of the
 /// comparison run under the same discipline.
-const MAX_IN_FLIGHT: usize = 20_000;
+const MAX_IN_FLIGHT: usize = 10_000;
 const COMMIT_POLICY: CommitPolicy = CommitPolicy {
     max_completions: 10_000,
     max_interval: Duration::from_secs(1),

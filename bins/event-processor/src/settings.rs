@@ -188,7 +188,7 @@ auto_register = true
 reload_poll_ms = 1000
 
 [pipeline]
-max_in_flight = 20000
+max_in_flight = 10000
 max_record_bytes = 1048576
 commit_every = 10000
 commit_interval_ms = 1000

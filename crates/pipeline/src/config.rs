@@ -30,7 +30,7 @@ impl PipelineConfig {
         Self {
             processor_id: processor_id.into(),
             dead_letter_topic: dead_letter_topic.into(),
-            max_in_flight: 20_000,
+            max_in_flight: 10_000,
             max_record_bytes: 1024 * 1024,
             commit_policy: CommitPolicy {
                 max_completions: 10_000,
