@@ -416,13 +416,7 @@ impl Decoder<ProducerToProcessor> {
     pub fn decode_borrowed<'a>(&self, framed: &'a [u8]) -> Result<DecodedInput<'a>, CodecError> {
         let (schema_id, body) = split_frame(framed)?;
         match self.resolving_writer(schema_id)? {
-            None => {
-                let mut reader = BodyReader::new(body);
-                let record =
-                    decode_input_body(&mut reader).map_err(|err| malformed(schema_id, err))?;
-                reader.finish().map_err(|err| malformed(schema_id, err))?;
-                Ok(DecodedInput::Borrowed(record))
-            }
+            None => read_whole_body(schema_id, body, decode_input_body).map(DecodedInput::Borrowed),
             Some(writer) => self
                 .decode_resolved(schema_id, &writer, body)
                 .map(DecodedInput::Owned),
@@ -479,8 +473,18 @@ fn without_logical_types(schema_json: &str) -> Result<String, serde_json::Error>
 
 #[inline]
 fn decode_fast<T: WireRecord>(schema_id: SchemaId, body: &[u8]) -> Result<T, CodecError> {
+    read_whole_body(schema_id, body, T::decode_body)
+}
+
+/// Reads a record from `body` with the hand-written decoder `read`, which must consume it all.
+#[inline]
+fn read_whole_body<'a, R>(
+    schema_id: SchemaId,
+    body: &'a [u8],
+    read: impl FnOnce(&mut BodyReader<'a>) -> Result<R, BodyError>,
+) -> Result<R, CodecError> {
     let mut reader = BodyReader::new(body);
-    let record = T::decode_body(&mut reader).map_err(|err| malformed(schema_id, err))?;
+    let record = read(&mut reader).map_err(|err| malformed(schema_id, err))?;
     reader.finish().map_err(|err| malformed(schema_id, err))?;
     Ok(record)
 }
