@@ -5,7 +5,7 @@
 //! events of one producer and destination on one partition of each output topic, in order.
 //! There is therefore no key mapping function.
 
-use crate::name::{normalize, normalize_borrowed, normalize_owned};
+use crate::name::{normalize_borrowed, normalize_owned};
 use crate::records::{
     ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
 };
@@ -34,14 +34,7 @@ pub fn map_to_output(
     processor_id: &str,
     processed_at_ms: i64,
 ) -> ProcessorToConsumer {
-    ProcessorToConsumer {
-        producer_service_id: input.origin_service_id.clone(),
-        processor_service_id: processor_id.to_owned(),
-        destination_type: normalize(&input.destination_service_type),
-        producer_event_timestamp: input.event_timestamp,
-        processor_event_timestamp: processed_at_ms,
-        payload: input.payload.clone(),
-    }
+    map_borrowed(&input.borrowed(), processor_id, processed_at_ms).to_owned_record()
 }
 
 /// [`map_to_output`], moving the input's strings instead of cloning them: the payload and ids
