@@ -468,7 +468,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         let targets = match decision {
             Decision::Route(targets) => targets,
             Decision::DeadLetter(reason) => {
-                let schema_id = InputDecoder::schema_id_of(value).ok().map(|id| id.0);
+                let schema_id = input_schema_id(record);
                 return Ok(self.dead_letter_plan(record, &reason, schema_id));
             }
         };
@@ -553,11 +553,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
 
     /// The dead-letter plan of a record whose bytes cannot be decoded.
     fn decode_error_plan(&mut self, record: &InboundRecord, error: &CodecError) -> Plan {
-        let schema_id = record
-            .payload
-            .as_deref()
-            .and_then(|value| InputDecoder::schema_id_of(value).ok())
-            .map(|id| id.0);
+        let schema_id = input_schema_id(record);
         let reason = poison_reason(error, schema_id);
         self.dead_letter_plan(record, &reason, schema_id)
     }
@@ -835,6 +831,12 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             final_commit_ok,
         }
     }
+}
+
+/// The schema id in the header of `record`'s value, for the dead-letter headers.
+fn input_schema_id(record: &InboundRecord) -> Option<u32> {
+    let value = record.payload.as_deref()?;
+    InputDecoder::schema_id_of(value).ok().map(|id| id.0)
 }
 
 /// The dead-letter reason for a decode error that is a property of the bytes.
