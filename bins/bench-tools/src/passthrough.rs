@@ -12,7 +12,8 @@ use kafka_adapters::{
     CommitPosition, ConsumerSettings, DeliveryReport, KafkaConfig, OffsetCommitter, OutboundRecord,
     RecordSink, RecordSource, SourceEvent, TopicPartition,
 };
-use offset_tracker::{Commit, CommitPolicy, OffsetTracker, Ticket};
+use offset_tracker::{Commit, OffsetTracker, Ticket};
+use pipeline::PipelineConfig;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,17 +22,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
-/// The processor's defaults (bins/event-processor settings and main.rs), so both sides of the
-/// comparison run under the same discipline.
-const MAX_IN_FLIGHT: usize = 10_000;
-const COMMIT_POLICY: CommitPolicy = CommitPolicy {
-    max_completions: 10_000,
-    max_interval: Duration::from_secs(1),
-};
+/// As the pipeline's commit check.
 const COMMIT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
-const BATCH_MAX: usize = 1024;
-const CHANNEL_CAPACITY: usize = 4;
 
 /// What `passthrough` was asked to do.
 #[derive(Debug)]
@@ -51,19 +43,21 @@ pub(crate) async fn run(args: PassthroughArgs) -> Result<serde_json::Value> {
     let (report_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let sink = kafka_adapters::kafka_producer(&args.producer, report_sender)
         .context("cannot create the producer")?;
+    // The processor's defaults, read from where the processor gets them, so both sides of the
+    // comparison run under the same discipline: in-flight bound, commit policy, drain timeout
+    // and consumer settings.
+    let discipline = PipelineConfig::new("passthrough", "passthrough.unused");
     let (mut source, committer) = kafka_adapters::kafka_consumer(
         &args.consumer,
         ConsumerSettings {
-            group_id: args.group_id.clone(),
-            topics: vec![args.input_topic.clone()],
-            revoke_timeout: DRAIN_TIMEOUT + Duration::from_secs(5),
-            batch_max: BATCH_MAX,
-            channel_capacity: CHANNEL_CAPACITY,
+            revoke_timeout: discipline.drain_timeout + Duration::from_secs(5),
+            ..ConsumerSettings::new(args.group_id.clone(), vec![args.input_topic.clone()])
         },
     )
     .context("cannot create the consumer")?;
     let mut state = State {
-        tracker: OffsetTracker::new(COMMIT_POLICY, Duration::ZERO),
+        tracker: OffsetTracker::new(discipline.commit_policy, Duration::ZERO),
+        drain_timeout: discipline.drain_timeout,
         tickets: Tickets::default(),
         resend: VecDeque::new(),
         outputs: args
@@ -84,7 +78,8 @@ pub(crate) async fn run(args: PassthroughArgs) -> Result<serde_json::Value> {
     let mut commit_check = tokio::time::interval(COMMIT_CHECK_INTERVAL);
     commit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let can_read = state.tracker.total_in_flight() < MAX_IN_FLIGHT && state.resend.is_empty();
+        let can_read =
+            state.tracker.total_in_flight() < discipline.max_in_flight && state.resend.is_empty();
         tokio::select! {
             biased;
             _ = terminate.recv() => break,
@@ -156,6 +151,7 @@ pub(crate) async fn run(args: PassthroughArgs) -> Result<serde_json::Value> {
 
 struct State<K, C> {
     tracker: OffsetTracker,
+    drain_timeout: Duration,
     tickets: Tickets,
     /// Records the producer's local queue refused, with their tags: sent again after reports.
     resend: VecDeque<(usize, OutboundRecord)>,
@@ -260,13 +256,13 @@ impl<K: RecordSink, C: OffsetCommitter> State<K, C> {
         }
     }
 
-    /// Handles reports until `done` holds, at most [`DRAIN_TIMEOUT`].
+    /// Handles reports until `done` holds, at most the drain timeout.
     async fn drain(
         &mut self,
         reports: &mut UnboundedReceiver<DeliveryReport>,
         done: impl Fn(&OffsetTracker) -> bool,
     ) -> Result<()> {
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let deadline = Instant::now() + self.drain_timeout;
         while !done(&self.tracker) {
             self.send_pending();
             let wait = tokio::time::timeout_at(
@@ -278,8 +274,9 @@ impl<K: RecordSink, C: OffsetCommitter> State<K, C> {
                 Ok(None) => bail!("the producer's delivery reports stopped"),
                 Err(_) if Instant::now() >= deadline => {
                     bail!(
-                        "{} records still in flight after {DRAIN_TIMEOUT:?}",
-                        self.tracker.total_in_flight()
+                        "{} records still in flight after {:?}",
+                        self.tracker.total_in_flight(),
+                        self.drain_timeout
                     )
                 }
                 Err(_) => {}

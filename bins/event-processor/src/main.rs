@@ -144,11 +144,11 @@ async fn run(settings: Settings) -> Result<()> {
     let (source, committer) = kafka_adapters::kafka_consumer(
         &consumer_config,
         ConsumerSettings {
-            group_id: settings.kafka.group_id.clone(),
-            topics: vec![settings.kafka.input_topic.clone()],
             revoke_timeout: drain_timeout + Duration::from_secs(5),
-            batch_max: 1024,
-            channel_capacity: 4,
+            ..ConsumerSettings::new(
+                settings.kafka.group_id.clone(),
+                vec![settings.kafka.input_topic.clone()],
+            )
         },
     )
     .context("cannot create the Kafka consumer")?;

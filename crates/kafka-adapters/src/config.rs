@@ -68,14 +68,15 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// Settings with a 30 s revoke timeout, batches of up to 1024 records and 16 buffered events.
+    /// Settings with a 30 s revoke timeout, batches of up to 1024 records and 4 buffered events
+    /// (librdkafka's own bounded prefetch queue is behind them).
     pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
         Self {
             group_id: group_id.into(),
             topics,
             revoke_timeout: Duration::from_secs(30),
             batch_max: 1024,
-            channel_capacity: 16,
+            channel_capacity: 4,
         }
     }
 }
