@@ -437,6 +437,31 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_defaults_are_the_pipeline_crates() {
+        // The bench's passthrough takes its discipline from `PipelineConfig::new`: the file
+        // defaults here must not drift from it.
+        let cli = cli(&[
+            "-destination_configurations",
+            r#"{"FINANCE": {"output_topic": "processor.to.finance"}}"#,
+        ]);
+        let settings = Settings::load(&cli).expect("valid settings");
+        let library = pipeline::PipelineConfig::new("p", "d");
+        assert_eq!(settings.pipeline.max_in_flight, library.max_in_flight);
+        assert_eq!(
+            settings.pipeline.commit_every,
+            library.commit_policy.max_completions
+        );
+        assert_eq!(
+            u128::from(settings.pipeline.commit_interval_ms),
+            library.commit_policy.max_interval.as_millis()
+        );
+        assert_eq!(
+            u128::from(settings.pipeline.drain_timeout_ms),
+            library.drain_timeout.as_millis()
+        );
+    }
+
+    #[test]
     fn missing_routing_table_is_a_clear_error() {
         let error = Settings::load(&cli(&[])).expect_err("no routing");
         assert!(error.to_string().contains("no routing table"), "{error}");
