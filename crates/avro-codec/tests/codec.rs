@@ -468,23 +468,7 @@ async fn unknown_schema_id_is_transient_until_loaded_then_decodes() {
 #[tokio::test]
 async fn unknown_id_in_the_registry_is_remembered_as_poison() {
     let registry = ScriptedRegistry::new().answer(42, [Answer::NotFound]);
-    let decoder = InputDecoder::new();
-    for _ in 0..3 {
-        let err = decoder
-            .load(SchemaId(42), &registry)
-            .await
-            .expect_err("no such id");
-        assert!(
-            matches!(
-                err,
-                CodecError::SchemaNotFound {
-                    schema_id: SchemaId(42)
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(err.is_poison());
-    }
+    let decoder = load_unknown_id_42_three_times(&registry).await;
     let err = decoder.decode(&frame(42, b"")).expect_err("no such id");
     assert!(matches!(err, CodecError::SchemaNotFound { .. }));
     assert_eq!(

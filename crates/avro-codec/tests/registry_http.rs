@@ -76,23 +76,7 @@ async fn unknown_schema_id_maps_40403_to_schema_not_found() {
 #[tokio::test]
 async fn decoder_remembers_an_id_the_registry_does_not_know() {
     let (server, registry) = fixture("schema_by_id_not_found").await;
-    let decoder = InputDecoder::new();
-    for _ in 0..3 {
-        let err = decoder
-            .load(SchemaId(42), &registry)
-            .await
-            .expect_err("no such id");
-        assert!(
-            matches!(
-                err,
-                CodecError::SchemaNotFound {
-                    schema_id: SchemaId(42)
-                }
-            ),
-            "{err:?}"
-        );
-        assert!(err.is_poison());
-    }
+    load_unknown_id_42_three_times(&registry).await;
     assert_eq!(server.requests(), 1);
     server.assert_all_served();
 }

@@ -14,8 +14,8 @@ use std::{
 
 use apache_avro::{Schema, types::Value, writer::datum::GenericDatumWriter};
 use avro_codec::{
-    ProcessorToConsumer, ProducerToProcessor, RegisteredSchema, RegistryError, SchemaId,
-    SchemaRegistry,
+    CodecError, InputDecoder, ProcessorToConsumer, ProducerToProcessor, RegisteredSchema,
+    RegistryError, SchemaId, SchemaRegistry,
 };
 
 /// Golden vector of `ProducerToProcessor` with schema id 1 (wire-format.md).
@@ -30,6 +30,30 @@ pub fn hex(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
         .collect()
+}
+
+/// Loads schema id 42, which `registry` does not know, three times into a new decoder: every
+/// load fails as poison `SchemaNotFound`. One body for every registry backend; the caller then
+/// checks how often its backend was asked.
+pub async fn load_unknown_id_42_three_times<R: SchemaRegistry>(registry: &R) -> InputDecoder {
+    let decoder = InputDecoder::new();
+    for _ in 0..3 {
+        let err = decoder
+            .load(SchemaId(42), registry)
+            .await
+            .expect_err("no such id");
+        assert!(
+            matches!(
+                err,
+                CodecError::SchemaNotFound {
+                    schema_id: SchemaId(42)
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_poison());
+    }
+    decoder
 }
 
 pub fn golden_input() -> Vec<u8> {
