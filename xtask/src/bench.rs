@@ -1,8 +1,8 @@
 //! `cargo xtask bench`: the processor measured beside the practical limit of the broker and
 //! client, in one run, on one machine, against one private broker.
 //!
-//! Every scenario gets fresh topics and a fresh group on a private stack (tansu, memory storage,
-//! free ports), so figures come from a clean broker and the developer's stack is untouched:
+//! Every scenario gets fresh topics and a fresh group on a private stack (Apache Kafka
+//! and Apicurio on free ports), so figures come from a clean broker and the developer's stack is untouched:
 //!
 //! 1. throughput: N events are pre-produced, then drained through the system under test
 //!    (`passthrough`, the processor, the processor with poison events), while an independent
@@ -19,7 +19,7 @@
 mod plot;
 mod report;
 
-use crate::process::{Daemon, display_command};
+use crate::process::display_command;
 use crate::stack::Stack;
 use crate::{flag_value, tools, workspace_root};
 use anyhow::{Context, Result, bail};
@@ -55,20 +55,6 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                    a processor config file (TOML, as deploy/processor.toml) under the bench's flags
   --rewrite        run nothing: rewrite the report and the plot from the last results.json";
 
-/// The processor's consumer-group settings on the local broker: joins in ~3 s instead of ~23 s.
-const FAST_GROUP_PROPERTIES: [(&str, &str); 3] = [
-    ("session.timeout.ms", "6000"),
-    ("max.poll.interval.ms", "10000"),
-    ("heartbeat.interval.ms", "500"),
-];
-/// tansu 0.6 holds every fetch response for the full `fetch.wait.max.ms`, data or not
-/// (tansu-storage `service/fetch.rs`), where Kafka answers as soon as data arrives: a consumer hop
-/// then costs ~1.5 × that wait (measured: 500 ms → ~0.7 s, 20 ms → 35 ms, 5 ms → 13 ms, 1 ms →
-/// 7 ms one hop, producer ack included), and a shorter wait costs the broker CPU (an idle
-/// consumer of 12 partitions: ~7 % of a core at 10 ms, ~16 % at 1 ms). Both systems under test
-/// get this, like the group settings above; the drain waits less, to add little to what it times.
-const LOCAL_BROKER_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "5")];
-const DRAIN_PROPERTIES: [(&str, &str); 1] = [("fetch.wait.max.ms", "2")];
 const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
 const OUTPUT_PARTITIONS: u32 = 3;
 const POISON_PERCENT: u64 = 10;
@@ -245,6 +231,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         processor: bin_dir.join("event-processor"),
         bootstrap: stack.kafka_bootstrap(),
         registry: stack.registry_url(),
+        broker: stack.broker.daemon(),
         run_dir,
     };
 
@@ -340,6 +327,8 @@ struct Bench<'a> {
     processor: PathBuf,
     bootstrap: String,
     registry: String,
+    /// The private stack's broker, whose CPU time the throughput runs report.
+    broker: local_stack::Daemon,
     run_dir: PathBuf,
 }
 
@@ -406,9 +395,7 @@ impl Bench<'_> {
 
     /// CPU time the bench's broker has used so far.
     fn broker_cpu_seconds(&self) -> Option<f64> {
-        // The private stack's broker, by the pid file `Stack::private("bench")` keeps.
-        let broker = Daemon::new("broker", &workspace_root().join(".stack").join("bench"));
-        broker.running_pid().and_then(cpu_seconds)
+        self.broker.running_pid().and_then(cpu_seconds)
     }
 
     /// Starts `system`, then produces at `rate` events/s while the drain times each event.
@@ -526,8 +513,6 @@ impl Bench<'_> {
             .args(["--count", &count.to_string()])
             .args(["--poison-percent", &poison_percent.to_string()]);
         if let Some(rate) = rate {
-            // The tenant producer keeps the adapters' defaults (linger.ms=5): with linger.ms=0
-            // at 5k/s every record is its own batch and tansu's tail latency triples.
             command.args(["--rate", &rate.to_string()]);
         }
         json_output(&mut command)
@@ -555,9 +540,6 @@ impl Bench<'_> {
             .arg(ready);
         for topic in read {
             command.args(["--topic", topic]);
-        }
-        for (key, value) in DRAIN_PROPERTIES {
-            command.args(["--consumer-property", &format!("{key}={value}")]);
         }
         for property in &self.options.drain_properties {
             command.args(["--consumer-property", property]);
@@ -622,9 +604,6 @@ impl Bench<'_> {
                 command
             }
         };
-        for (key, value) in FAST_GROUP_PROPERTIES.iter().chain(&LOCAL_BROKER_PROPERTIES) {
-            command.args(["--consumer-property", &format!("{key}={value}")]);
-        }
         for property in &self.options.consumer_properties {
             command.args(["--consumer-property", property]);
         }
@@ -952,10 +931,8 @@ fn machine() -> Value {
         "memory_gib": memory_kib.map(|kib| (kib as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0),
         "kernel": kernel,
         "rustc": command_line_output(Command::new("rustc").arg("--version")),
-        "broker": tools::tansu()
-            .ok()
-            .and_then(|tansu| command_line_output(Command::new(tansu).arg("--version")))
-            .map(|version| format!("{version}, memory storage")),
+        "broker": format!("Apache Kafka {} (single node, KRaft)", local_stack::KAFKA_VERSION),
+        "registry": format!("Apicurio Registry {}", local_stack::APICURIO_VERSION),
         "commit": command_line_output(Command::new("git").args(["rev-parse", "--short", "HEAD"])),
     })
 }

@@ -8,7 +8,7 @@
 //! anything is missing or misrouted.
 
 use crate::process::display_command;
-use crate::stack::{Stack, Storage};
+use crate::stack::Stack;
 use crate::{flag_value, tools, workspace_root};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -31,7 +31,7 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
             .div_ceil(TENANTS.len() as u32),
         None => 1_000,
     };
-    let stack = Stack::local(Storage::Memory)?;
+    let stack = Stack::local()?;
     stack.up()?;
     let bin = tools::build_binaries(
         &["event-processor", "event-producer", "event-consumer"],

@@ -78,3 +78,13 @@ fn flag_value<'a>(args: &[&'a str], name: &str) -> Result<Option<&'a str>> {
         },
     }
 }
+
+/// A port number from environment variable `name`, or `default`.
+fn port_from_env(name: &str, default: u16) -> Result<u16> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => value
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={value} is not a port number")),
+    }
+}

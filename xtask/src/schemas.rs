@@ -12,7 +12,7 @@ const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 const OUTPUT_SCHEMA_FILE: &str = "processor.to.consumer.avsc";
 
 pub(crate) fn command(args: &[&str]) -> Result<()> {
-    let default_url = stack::Stack::local(stack::Storage::Memory)?.registry_url();
+    let default_url = stack::Stack::local()?.registry_url();
     let url = flag_value(args, "--registry")?.unwrap_or(&default_url);
     register_all(url, &stack::OUTPUT_TOPICS)
 }
@@ -31,14 +31,6 @@ pub(crate) fn register_all(registry_url: &str, output_topics: &[&str]) -> Result
         }
     }
     Ok(())
-}
-
-/// True when the registry answers `GET /` with a success status.
-pub(crate) fn registry_answers(registry_url: &str) -> bool {
-    agent()
-        .get(format!("{registry_url}/"))
-        .call()
-        .is_ok_and(|response| response.status().is_success())
 }
 
 fn agent() -> ureq::Agent {

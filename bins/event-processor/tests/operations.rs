@@ -163,12 +163,9 @@ async fn metrics_endpoint_counts_routed_and_dead_lettered_events() {
 async fn health_and_ready_report_status_and_reasons() {
     let stack = require_stack!();
     let world = World::new(stack, "probes", 3).await;
-    // A registry of the test's own, so the test can take it away.
-    let registry = dev_registry::start(dev_registry::RegistryConfig::ephemeral())
-        .await
-        .expect("registry starts");
-    let registry_address = registry.local_addr();
-    let registry_url = registry.url();
+    // The real registry behind a proxy of the test's own, so the test can take it away without
+    // stopping it for every other test.
+    let (registry, registry_url) = registry_behind_proxy(&world.stack.registry_url).await;
     let processor = world.start_processor_with(
         "processor-probes",
         &["--schema-registry-url", &registry_url],
@@ -188,7 +185,7 @@ async fn health_and_ready_report_status_and_reasons() {
     assert_eq!(status, 200);
     assert_eq!(health["status"], "alive");
 
-    registry.shutdown().await;
+    registry.cut();
     let not_ready = processor.wait_for_ready_status(503, WAIT).await;
     assert_eq!(not_ready["status"], "not-ready");
     let reasons = not_ready["reasons"].as_array().expect("reasons");
@@ -208,19 +205,34 @@ async fn health_and_ready_report_status_and_reasons() {
     assert_eq!(scrape.value("event_processor_ready", &[]), 0.0);
     assert_eq!(scrape.value("event_processor_alive", &[]), 1.0);
 
-    let registry = dev_registry::start(dev_registry::RegistryConfig {
-        listen: registry_address,
-        data_file: None,
-    })
-    .await
-    .expect("registry starts again on its port");
+    registry
+        .restore()
+        .await
+        .expect("the proxy listens again on its port");
     let ready = processor.wait_for_ready_status(200, WAIT).await;
     assert_eq!(ready["status"], "ready");
 
     let (status, _) = processor.get("/nothing-here").await;
     assert_eq!(status, 404);
     assert!(processor.stop().success());
-    registry.shutdown().await;
+}
+
+/// A proxy to the registry at `url` (`http://host:port/path`) and the URL that goes through it.
+async fn registry_behind_proxy(url: &str) -> (test_support::TcpProxy, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("an http:// registry URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let upstream = tokio::net::lookup_host(authority)
+        .await
+        .expect("registry address resolves")
+        .next()
+        .expect("registry address");
+    let proxy = test_support::TcpProxy::start(upstream)
+        .await
+        .expect("proxy starts");
+    let proxied = format!("http://{}/{path}", proxy.addr());
+    (proxy, proxied)
 }
 
 /// Per event: routed exactly once, and to the topic of the table in force when it was decided.

@@ -1,5 +1,5 @@
 //! The HTTP registry client against recorded Confluent responses (fixture server), against the
-//! workspace's dev registry, and against a registry that is down or slow; the caching wrapper.
+//! real registry (Apicurio on the local stack), and against a registry that is down or slow; the caching wrapper.
 
 #[path = "support/fixture_server.rs"]
 mod fixture_server;
@@ -471,40 +471,32 @@ async fn cached_registry_registers_each_subject_and_schema_once() {
     assert_eq!(registry.inner().calls(), 0);
 }
 
-// ---- the workspace's dev registry ----
-
-async fn dev_registry() -> Result<dev_registry::RunningRegistry, Box<dyn std::error::Error>> {
-    Ok(dev_registry::start(dev_registry::RegistryConfig {
-        listen: "127.0.0.1:0".parse()?,
-        data_file: None,
-    })
-    .await?)
-}
+// ---- a real registry (Apicurio on the local stack, or any Confluent-compatible one) ----
 
 #[tokio::test]
-async fn http_client_round_trips_against_the_dev_registry() -> TestResult {
-    let running = dev_registry().await?;
-    let registry = CachedRegistry::new(client(&running.url()));
+async fn http_client_round_trips_against_a_real_registry() -> TestResult {
+    let Some(stack) = test_support::stack("http_client_round_trips_against_a_real_registry") else {
+        return Ok(());
+    };
+    let registry = CachedRegistry::new(client(&stack.registry_url));
+    let subject = format!("{}-value", test_support::unique_name("round-trip"));
 
     let input_id = registry
-        .register("producer.to.processor-value", PRODUCER_TO_PROCESSOR_SCHEMA)
+        .register(&subject, PRODUCER_TO_PROCESSOR_SCHEMA)
         .await?;
     let again = registry
         .inner()
-        .register("producer.to.processor-value", PRODUCER_TO_PROCESSOR_SCHEMA)
+        .register(&subject, PRODUCER_TO_PROCESSOR_SCHEMA)
         .await?;
     assert_eq!(again, input_id, "registration is idempotent");
 
     let found = registry
         .inner()
-        .lookup("producer.to.processor-value", PRODUCER_TO_PROCESSOR_SCHEMA)
+        .lookup(&subject, PRODUCER_TO_PROCESSOR_SCHEMA)
         .await?;
     assert_eq!((found.id, found.version), (input_id, 1));
-    assert_eq!(found.subject, "producer.to.processor-value");
-    let latest = registry
-        .inner()
-        .latest("producer.to.processor-value")
-        .await?;
+    assert_eq!(found.subject, subject);
+    let latest = registry.inner().latest(&subject).await?;
     assert_eq!(latest.id, input_id);
     let schema = registry.inner().schema_by_id(input_id).await?;
     assert_eq!(
@@ -523,7 +515,7 @@ async fn http_client_round_trips_against_the_dev_registry() -> TestResult {
     );
     let err = registry
         .inner()
-        .latest("no-such-subject")
+        .latest(&test_support::unique_name("no-such-subject"))
         .await
         .expect_err("unknown subject");
     assert!(
@@ -532,7 +524,7 @@ async fn http_client_round_trips_against_the_dev_registry() -> TestResult {
     );
     let err = registry
         .inner()
-        .lookup("producer.to.processor-value", PROCESSOR_TO_CONSUMER_SCHEMA)
+        .lookup(&subject, PROCESSOR_TO_CONSUMER_SCHEMA)
         .await
         .expect_err("not under this subject");
     assert!(
@@ -555,17 +547,18 @@ async fn http_client_round_trips_against_the_dev_registry() -> TestResult {
     input_decoder.load(input_id, &registry).await?;
     let framed_input = frame(input_id.get(), &golden_input()[5..]);
     assert_eq!(input_decoder.decode(&framed_input)?, golden_input_record());
-
-    running.shutdown().await;
     Ok(())
 }
 
 #[tokio::test]
-async fn dev_registry_refuses_an_incompatible_schema_with_a_typed_error() -> TestResult {
-    let running = dev_registry().await?;
-    let registry = client(&running.url());
+async fn real_registry_refuses_an_incompatible_schema_with_a_typed_error() -> TestResult {
+    let Some(stack) = test_support::stack("real_registry_refuses_an_incompatible_schema") else {
+        return Ok(());
+    };
+    let registry = client(&stack.registry_url);
+    let subject = format!("{}-value", test_support::unique_name("incompatible"));
     registry
-        .register("producer.to.processor-value", PRODUCER_TO_PROCESSOR_SCHEMA)
+        .register(&subject, PRODUCER_TO_PROCESSOR_SCHEMA)
         .await?;
     let incompatible = PRODUCER_TO_PROCESSOR_SCHEMA.replace(
         r#"{"name": "payload", "type": "string""#,
@@ -576,17 +569,18 @@ async fn dev_registry_refuses_an_incompatible_schema_with_a_typed_error() -> Tes
         "the test edits the payload type"
     );
     let err = registry
-        .register("producer.to.processor-value", &incompatible)
+        .register(&subject, &incompatible)
         .await
-        .expect_err("incompatible with version 1");
+        .expect_err("incompatible with version 1 under BACKWARD");
     assert!(
-        matches!(&err, RegistryError::Incompatible { subject, .. } if subject == "producer.to.processor-value"),
+        matches!(&err, RegistryError::Incompatible { subject: refused, .. } if *refused == subject),
         "{err:?}"
     );
     assert!(!err.is_transient());
 
     // The same schema under a fresh subject is accepted, and the decoder refuses its records.
-    let id = registry.register("elsewhere-value", &incompatible).await?;
+    let elsewhere = format!("{}-value", test_support::unique_name("elsewhere"));
+    let id = registry.register(&elsewhere, &incompatible).await?;
     let decoder = InputDecoder::new();
     let err = decoder
         .load(id, &registry)
@@ -597,6 +591,5 @@ async fn dev_registry_refuses_an_incompatible_schema_with_a_typed_error() -> Tes
         "{err:?}"
     );
     assert!(err.is_poison());
-    running.shutdown().await;
     Ok(())
 }

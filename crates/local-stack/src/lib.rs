@@ -1,0 +1,11 @@
+#![doc = include_str!("../README.md")]
+
+mod daemon;
+mod kafka;
+mod registry;
+mod tools;
+
+pub use daemon::{Daemon, ensure_port_free, free_port, port_answers, wait_until};
+pub use kafka::KafkaBroker;
+pub use registry::{Registry, registry_answers};
+pub use tools::{APICURIO_VERSION, KAFKA_VERSION, Tools, tools_dir};
