@@ -40,7 +40,7 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     let run_dir = workspace_root().join(".stack").join("demo");
     std::fs::create_dir_all(&run_dir)?;
 
-    let processor = Processor::start(&bin, &run_dir)?;
+    let processor = Processor::start(&bin, &run_dir, &stack)?;
     processor.wait_for_log("Partitions assigned", Duration::from_secs(90))?;
     println!("processor is consuming {}", crate::stack::INPUT_TOPIC);
 
@@ -185,13 +185,16 @@ struct Processor {
 }
 
 impl Processor {
-    fn start(bin: &Path, run_dir: &Path) -> Result<Self> {
+    fn start(bin: &Path, run_dir: &Path, stack: &Stack) -> Result<Self> {
         let log_path = run_dir.join("processor.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let child = Command::new(bin.join("event-processor"))
             .current_dir(workspace_root())
             .args(["--config", "deploy/processor.toml"])
+            // The file names the default ports; the stack's ports may have moved (EP_*_PORT).
+            .args(["--bootstrap-servers", &stack.kafka_bootstrap()])
+            .args(["--schema-registry-url", &stack.registry_url()])
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

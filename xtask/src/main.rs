@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //!
 //! Subcommands:
-//! - `stack up|down|status|env`: the local stack (tansu broker + dev schema registry) on loopback.
+//! - `stack up|down|status|env`: the local stack (Apache Kafka + Apicurio Registry) on loopback.
 //! - `schemas register [--registry URL]`: registers `schemas/*.avsc` against any registry.
 //! - `demo`: the README's main command: the processor on the local stack, checked (`demo.rs`).
 //! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
@@ -21,7 +21,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  stack up [--storage memory|sqlite]   start broker + registry on loopback, create topics, register schemas
+  stack up [--fresh]                   start Kafka + registry on loopback, create topics, register schemas
+                                       (data is kept across down/up; --fresh starts empty)
   stack down                           stop what `stack up` started
   stack status                         show whether broker and registry answer
   stack env                            print the environment variables tests and tools use
@@ -31,9 +32,10 @@ commands:
   bench [--smoke] [--help]             processor vs passthrough throughput, latency, RSS; writes docs/BENCHMARKS.md
 
 environment:
-  EP_KAFKA_PORT (9092), EP_REGISTRY_PORT (8081): local stack ports
-  TANSU_BIN: a tansu binary to use instead of the one `stack up` installs
-  EP_TOOLS_DIR: where `stack up` installs tansu (default ~/.cache/event-processor)";
+  EP_KAFKA_PORT (9092), EP_KAFKA_CONTROLLER_PORT (9093): the broker's client and KRaft ports
+  EP_REGISTRY_PORT (8081), EP_REGISTRY_MANAGEMENT_PORT (8082): the registry's API and management ports
+  EP_TOOLS_DIR: where Kafka and Apicurio are fetched to (default ~/.cache/event-processor)
+  EP_KAFKA_JAVA, EP_REGISTRY_JAVA: the java to run each with (default: found; 17+ and 21+)";
 
 fn main() {
     if let Err(error) = run() {

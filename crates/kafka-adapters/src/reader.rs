@@ -77,8 +77,7 @@ fn read_blocking(
     let mut client_config = config.client_config(&[]);
     // librdkafka 2.12 refuses `assign` without a group id; this one is never joined and never
     // committed to, so no group state is created on the broker. End of partition comes from
-    // the fetch responses' high watermark (tansu 0.6 answers ListOffsets with the start of the
-    // last batch + 1, which is too low for multi-record batches).
+    // the fetch responses' high watermark.
     client_config
         .set("group.id", throwaway_group_id())
         .set("enable.auto.commit", "false")

@@ -17,7 +17,7 @@ use test_support::{FAST_GROUP_PROPERTIES, Stack, require_stack, unique_name};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-/// Upper bound for anything that waits on the broker (group joins take ~3 s on tansu).
+/// Upper bound for anything that waits on the broker (a group join takes well under a second).
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn kafka_config(stack: &Stack) -> KafkaConfig {
@@ -298,10 +298,8 @@ async fn revoke_commits_the_positions_the_pipeline_returns() {
     let topic = create_topic(&admin, 4).await;
     let group = unique_name("ka-group");
     let (report_sender, mut reports) = mpsc::unbounded_channel();
-    // tansu 0.6 serves a fetch only from batch starts: a consumer resuming inside a batch gets
-    // nothing. One record per batch makes every offset a batch start.
-    let one_record_batches = config.clone().with("batch.num.messages", "1");
-    let sink = kafka_producer(&one_record_batches, report_sender).expect("producer");
+    // Multi-record producer batches: the second consumer resumes inside one of them.
+    let sink = kafka_producer(&config, report_sender).expect("producer");
     produce(&sink, &mut reports, &topic, 0..40).await;
 
     let (mut first, _first_committer) =
@@ -513,9 +511,7 @@ async fn records_of_a_partition_precede_its_revoke() {
     let topic = create_topic(&admin, 4).await;
     let group = unique_name("ka-group");
     let (report_sender, mut reports) = mpsc::unbounded_channel();
-    // One record per batch: see `revoke_commits_the_positions_the_pipeline_returns`.
-    let one_record_batches = config.clone().with("batch.num.messages", "1");
-    let sink = kafka_producer(&one_record_batches, report_sender).expect("producer");
+    let sink = kafka_producer(&config, report_sender).expect("producer");
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     for report in produce(&sink, &mut reports, &topic, 0..200).await {
         let delivered = report.result.expect("delivered");

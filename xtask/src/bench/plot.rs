@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn plot_is_svg_with_every_bar_labelled() {
         let results = json!({
-            "machine": { "cpu": "cpu", "cores": 2, "broker": "tansu" },
+            "machine": { "cpu": "cpu", "cores": 2, "broker": "Apache Kafka" },
             "command": "cargo xtask bench",
             "summary": {
                 "throughput": {
