@@ -114,6 +114,8 @@ impl TopicAdmin for KafkaAdmin {
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|spec| {
+                // `BROKER_DEFAULT_REPLICATION` (-1) passes through as is: librdkafka (>= 2.4)
+                // sends it and the broker applies its `default.replication.factor`.
                 NewTopic::new(
                     &spec.name,
                     spec.partitions,

@@ -81,6 +81,17 @@ impl ConsumerSettings {
     }
 }
 
+/// librdkafka's default `max.poll.interval.ms`: the longest a group consumer may go without
+/// polling before it is considered failed and its partitions move. Neither this crate's
+/// defaults nor [`ConsumerSettings`] change it; a rebalance callback that waits
+/// [`ConsumerSettings::revoke_timeout`] must stay below it.
+pub const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
+/// librdkafka's default `message.max.bytes`: a producer refuses a record whose key, value,
+/// headers and framing (about 40 bytes) exceed it (`MessageSizeTooLarge`, not retriable). This
+/// crate's producer defaults do not change it.
+pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
 /// Consumer defaults: offsets move only when the pipeline commits.
 pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
@@ -143,6 +154,27 @@ pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The constants above are what the bundled librdkafka actually uses, and this crate's
+    /// defaults leave them alone: a librdkafka upgrade that changes them fails here.
+    #[test]
+    fn librdkafka_limits_are_the_bundled_librdkafkas_defaults() {
+        let consumer_defaults = crate::consumer::consumer_defaults();
+        for defaults in [&[][..], &consumer_defaults, PRODUCER_DEFAULTS] {
+            let native = KafkaConfig::new("127.0.0.1:9092")
+                .client_config(defaults)
+                .create_native_config()
+                .expect("librdkafka accepts the defaults");
+            assert_eq!(
+                native.get("max.poll.interval.ms").expect("known property"),
+                LIBRDKAFKA_MAX_POLL_INTERVAL_MS.to_string()
+            );
+            assert_eq!(
+                native.get("message.max.bytes").expect("known property"),
+                LIBRDKAFKA_MESSAGE_MAX_BYTES.to_string()
+            );
+        }
+    }
 
     #[test]
     fn user_properties_override_defaults() {

@@ -230,7 +230,7 @@ fn position_list(positions: &[CommitPosition]) -> Result<TopicPartitionList, Kaf
     Ok(list)
 }
 
-fn consumer_defaults() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn consumer_defaults() -> Vec<(&'static str, &'static str)> {
     [CONSUMER_DEFAULTS, PREFETCH_DEFAULTS].concat()
 }
 

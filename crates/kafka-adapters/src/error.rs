@@ -115,15 +115,16 @@ pub enum AdapterError {
 
     /// The broker refused to create a topic.
     #[error(
-        "could not create topic `{topic}` with {partitions} partitions and replication factor \
-         {replication} ({code})"
+        "could not create topic `{topic}` with {partitions} partitions and {replication} ({code})",
+        replication = describe_replication(*replication)
     )]
     CreateTopic {
         /// The topic.
         topic: String,
         /// The requested partition count.
         partitions: i32,
-        /// The requested replication factor.
+        /// The requested replication factor ([`crate::TopicSpec::BROKER_DEFAULT_REPLICATION`]:
+        /// the broker's default).
         replication: i32,
         /// The broker's error code.
         code: KafkaErrorCode,
@@ -286,6 +287,16 @@ pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
     )
 }
 
+/// "replication factor N", or "the broker's default replication factor" for
+/// [`crate::TopicSpec::BROKER_DEFAULT_REPLICATION`].
+fn describe_replication(replication: i32) -> String {
+    if replication == crate::TopicSpec::BROKER_DEFAULT_REPLICATION {
+        "the broker's default replication factor".to_owned()
+    } else {
+        format!("replication factor {replication}")
+    }
+}
+
 /// The error code inside a librdkafka error, `Fail` when it carries none.
 pub(crate) fn code_of(error: &KafkaError) -> KafkaErrorCode {
     error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
@@ -294,6 +305,34 @@ pub(crate) fn code_of(error: &KafkaError) -> KafkaErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_creation_error_names_the_replication_asked_for() {
+        let fixed = AdapterError::CreateTopic {
+            topic: "out".to_owned(),
+            partitions: 3,
+            replication: 3,
+            code: RDKafkaErrorCode::InvalidReplicationFactor,
+        };
+        assert!(
+            fixed
+                .to_string()
+                .contains("3 partitions and replication factor 3"),
+            "{fixed}"
+        );
+        let broker_default = AdapterError::CreateTopic {
+            topic: "out".to_owned(),
+            partitions: 3,
+            replication: crate::TopicSpec::BROKER_DEFAULT_REPLICATION,
+            code: RDKafkaErrorCode::PolicyViolation,
+        };
+        assert!(
+            broker_default
+                .to_string()
+                .contains("3 partitions and the broker's default replication factor"),
+            "{broker_default}"
+        );
+    }
 
     #[test]
     fn transient_broker_conditions_are_retriable() {

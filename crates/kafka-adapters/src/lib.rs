@@ -13,7 +13,9 @@ mod types;
 mod util;
 
 pub use admin::{DEFAULT_REQUEST_TIMEOUT, KafkaAdmin, PartitionLag, kafka_admin};
-pub use config::{ConsumerSettings, KafkaConfig};
+pub use config::{
+    ConsumerSettings, KafkaConfig, LIBRDKAFKA_MAX_POLL_INTERVAL_MS, LIBRDKAFKA_MESSAGE_MAX_BYTES,
+};
 pub use consumer::{KafkaOffsetCommitter, KafkaRecordSource, kafka_consumer};
 pub use error::{AdapterError, KafkaErrorCode, is_retriable_code};
 pub use producer::{KafkaRecordSink, kafka_producer};

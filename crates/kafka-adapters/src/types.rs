@@ -145,8 +145,15 @@ pub struct TopicSpec {
     pub name: String,
     /// Number of partitions.
     pub partitions: i32,
-    /// Replication factor.
+    /// Replication factor, or [`TopicSpec::BROKER_DEFAULT_REPLICATION`] (-1) for the broker's
+    /// `default.replication.factor`.
     pub replication: i32,
+}
+
+impl TopicSpec {
+    /// The replication factor that asks the broker for its own default
+    /// (`default.replication.factor`; brokers from Kafka 2.4 on).
+    pub const BROKER_DEFAULT_REPLICATION: i32 = -1;
 }
 
 #[cfg(test)]
