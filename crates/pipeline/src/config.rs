@@ -4,6 +4,18 @@ use offset_tracker::CommitPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bytes an output record may need beyond its input value, which
+/// [`PipelineConfig::max_record_bytes`] must leave free below the producer's `message.max.bytes`
+/// (librdkafka refuses a larger record outright, and the pipeline would retry it forever).
+///
+/// A dead-letter copy carries the input's key and value plus its headers: under 1.5 KiB with
+/// `dlq.error` capped at [`ERROR_MAX_BYTES`](crate::dead_letter_headers::ERROR_MAX_BYTES) and a
+/// topic name of at most 249 bytes, plus the processor id. A routed record carries the key and
+/// a value at most the input's plus the processor id and a timestamp. librdkafka adds about
+/// 40 bytes of framing to either. 16 KiB leaves the key and the processor id together about
+/// 14 KiB.
+pub const RECORD_HEADROOM_BYTES: usize = 16 * 1024;
+
 /// How the pipeline behaves; every field has a production default (see [`PipelineConfig::new`]).
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -14,7 +26,9 @@ pub struct PipelineConfig {
     /// Most input records tracked but not yet complete; the source is not read past it, so memory
     /// stays flat when outputs are slow.
     pub max_in_flight: usize,
-    /// Input values larger than this are dead-lettered as `too-large` instead of routed.
+    /// Input values larger than this are dead-lettered as `too-large` instead of routed. With
+    /// [`RECORD_HEADROOM_BYTES`] it must fit in the producer's `message.max.bytes`; the default
+    /// is librdkafka's default `message.max.bytes` (1 000 000) minus that headroom: 983 616.
     pub max_record_bytes: usize,
     /// When to commit: after N completions or T elapsed with progress.
     pub commit_policy: CommitPolicy,
@@ -31,7 +45,7 @@ impl PipelineConfig {
             processor_id: processor_id.into(),
             dead_letter_topic: dead_letter_topic.into(),
             max_in_flight: 10_000,
-            max_record_bytes: 1024 * 1024,
+            max_record_bytes: kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES - RECORD_HEADROOM_BYTES,
             commit_policy: CommitPolicy {
                 max_completions: 10_000,
                 max_interval: Duration::from_secs(1),
