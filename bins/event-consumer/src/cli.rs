@@ -32,11 +32,12 @@ pub(crate) struct Cli {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub(crate) bootstrap_servers: String,
-    /// Schema registry base URL (writer schemas are fetched by the id in each record).
+    /// Schema registry base URL (Confluent API; the default is the local stack's Apicurio;
+    /// writer schemas are fetched by the id in each record).
     #[arg(
         long,
         env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
     )]
     pub(crate) schema_registry_url: String,
     /// Topics to read, comma-separated.

@@ -30,11 +30,11 @@ pub(crate) struct Cli {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub(crate) bootstrap_servers: String,
-    /// Schema registry base URL.
+    /// Schema registry base URL (Confluent API; the default is the local stack's Apicurio).
     #[arg(
         long,
         env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
     )]
     pub(crate) schema_registry_url: String,
     /// Topic to write to; the value schema is registered under `<topic>-value`.

@@ -398,7 +398,7 @@ fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
     }
     line(String::new());
     line(format!(
-        "Latency runs: {} s per rate, the first {} s left out of the percentiles; the input producer has the adapters' defaults (`linger.ms=5`, its batching is part of the figures); processor and passthrough make two hops through the broker, the broker-alone row one; consumers wait at most `fetch.wait.max.ms` = 5 ms (systems under test) and 2 ms (the measuring consumer) per fetch. Load average of the machine before / after the bench: {} / {}. Peak RSS (`VmHWM`) of the processor over all its runs: {}; of the passthrough: {}.",
+        "Latency runs: {} s per rate, the first {} s left out of the percentiles; the input producer has the adapters' defaults (`linger.ms=5`, its batching is part of the figures); processor and passthrough make two hops through the broker, the broker-alone row one; every consumer keeps librdkafka's defaults (`fetch.wait.max.ms` = 500 ms is only an upper bound: Kafka answers a fetch as soon as a record arrives). Load average of the machine before / after the bench: {} / {}. Peak RSS (`VmHWM`) of the processor over all its runs: {}; of the passthrough: {}.",
         config["latency_seconds"],
         config["latency_warmup_seconds"],
         machine["load_before"].as_str().unwrap_or("?"),
