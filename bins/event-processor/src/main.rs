@@ -139,12 +139,12 @@ async fn run(settings: Settings) -> Result<()> {
     let producer_config = settings.kafka.client(&settings.kafka.producer_properties);
     let sink = kafka_adapters::kafka_producer(&producer_config, report_sender)
         .context("cannot create the Kafka producer")?;
-    let drain_timeout = Duration::from_millis(settings.pipeline.drain_timeout_ms);
     let consumer_config = settings.kafka.client(&settings.kafka.consumer_properties);
     let (source, committer) = kafka_adapters::kafka_consumer(
         &consumer_config,
         ConsumerSettings {
-            revoke_timeout: drain_timeout + Duration::from_secs(5),
+            // Below max.poll.interval.ms: `Settings::load` refused anything else.
+            revoke_timeout: settings.revoke_timeout(),
             ..ConsumerSettings::new(
                 settings.kafka.group_id.clone(),
                 vec![settings.kafka.input_topic.clone()],
@@ -265,13 +265,26 @@ async fn ensure_topics(
             missing.join(", ")
         );
     }
-    warn!(topics = %missing.join(","), "Creating missing topics.");
+    // Absent: the broker's `default.replication.factor` (1 on the local stack's single broker).
+    let replication = settings
+        .kafka
+        .topic_replication
+        .unwrap_or(TopicSpec::BROKER_DEFAULT_REPLICATION);
+    warn!(
+        topics = %missing.join(","),
+        partitions = settings.kafka.topic_partitions,
+        replication = %settings
+            .kafka
+            .topic_replication
+            .map_or_else(|| "broker default".to_owned(), |factor| factor.to_string()),
+        "Creating missing topics."
+    );
     let specs: Vec<TopicSpec> = missing
         .iter()
         .map(|name| TopicSpec {
             name: name.clone(),
             partitions: settings.kafka.topic_partitions,
-            replication: 1,
+            replication,
         })
         .collect();
     admin

@@ -5,6 +5,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Command line of the processor. Every flag can also come from the config file or from the
 /// environment (`EVENT_PROCESSOR__<SECTION>__<KEY>`, e.g. `EVENT_PROCESSOR__KAFKA__BOOTSTRAP_SERVERS`).
@@ -95,6 +96,8 @@ pub(crate) struct KafkaSettings {
     pub(crate) dead_letter_topic: String,
     pub(crate) create_missing_topics: bool,
     pub(crate) topic_partitions: i32,
+    /// Replication factor of topics it creates; `None`: the broker's `default.replication.factor`.
+    pub(crate) topic_replication: Option<i32>,
     /// librdkafka properties for every client (security, timeouts).
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
@@ -189,7 +192,7 @@ reload_poll_ms = 1000
 
 [pipeline]
 max_in_flight = 10000
-max_record_bytes = 1048576
+max_record_bytes = 983616
 commit_every = 10000
 commit_interval_ms = 1000
 drain_timeout_ms = 20000
@@ -337,6 +340,69 @@ impl Settings {
                 self.pipeline.drain_timeout_ms
             );
         }
+        if let Some(replication) = self.kafka.topic_replication
+            && !(1..=i32::from(i16::MAX)).contains(&replication)
+        {
+            bail!(
+                "kafka.topic_replication ({replication}) must be between 1 and 32767; leave it out \
+                 to take the broker's default replication factor"
+            );
+        }
+        self.check_rebalance_wait()?;
+        self.check_record_size()?;
+        Ok(())
+    }
+
+    /// How long the consumer's rebalance callback waits for the pipeline to drain a revoked
+    /// partition and answer with the positions to commit: the drain timeout, plus
+    /// [`REVOKE_ANSWER_MARGIN`] for the answer to arrive after the drain gave up.
+    pub(crate) fn revoke_timeout(&self) -> Duration {
+        Duration::from_millis(self.pipeline.drain_timeout_ms).saturating_add(REVOKE_ANSWER_MARGIN)
+    }
+
+    /// The consumer does not poll while its rebalance callback waits: a wait as long as
+    /// `max.poll.interval.ms` gets it evicted from the group in the middle of a rebalance.
+    fn check_rebalance_wait(&self) -> Result<()> {
+        let (max_poll_interval_ms, origin) = self.kafka.effective_number(
+            Role::Consumer,
+            "max.poll.interval.ms",
+            kafka_adapters::LIBRDKAFKA_MAX_POLL_INTERVAL_MS,
+        )?;
+        let revoke_ms = u64::try_from(self.revoke_timeout().as_millis()).unwrap_or(u64::MAX);
+        if revoke_ms >= max_poll_interval_ms {
+            bail!(
+                "the rebalance wait, pipeline.drain_timeout_ms ({}) + {} ms = {revoke_ms} ms, must \
+                 be below the consumer's max.poll.interval.ms ({max_poll_interval_ms}, {origin}): \
+                 the consumer does not poll while a revoked partition drains, and would be evicted \
+                 from its group; lower pipeline.drain_timeout_ms or raise max.poll.interval.ms",
+                self.pipeline.drain_timeout_ms,
+                REVOKE_ANSWER_MARGIN.as_millis()
+            );
+        }
+        Ok(())
+    }
+
+    /// Every output record carries up to `max_record_bytes` of the input's value plus the key,
+    /// dead-letter headers and framing; the producer refuses a larger record outright and the
+    /// pipeline would retry it forever (its partition stuck).
+    fn check_record_size(&self) -> Result<()> {
+        let (message_max_bytes, origin) = self.kafka.effective_number(
+            Role::Producer,
+            "message.max.bytes",
+            kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES,
+        )?;
+        let headroom = pipeline::RECORD_HEADROOM_BYTES;
+        if self.pipeline.max_record_bytes.saturating_add(headroom) > message_max_bytes {
+            bail!(
+                "pipeline.max_record_bytes ({}) plus {headroom} bytes for the key, the dead-letter \
+                 headers and record framing must fit in the producer's message.max.bytes \
+                 ({message_max_bytes}, {origin}): the producer refuses larger records; lower \
+                 pipeline.max_record_bytes to at most {} or raise message.max.bytes (and the \
+                 topics' max.message.bytes on the broker)",
+                self.pipeline.max_record_bytes,
+                message_max_bytes.saturating_sub(headroom)
+            );
+        }
         Ok(())
     }
 
@@ -363,7 +429,49 @@ fn add_properties(
     Ok(())
 }
 
+/// Extra time the rebalance callback gives the pipeline's answer to a revoke, beyond the drain.
+const REVOKE_ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// A Kafka client of the processor, for the properties only it sees.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Consumer,
+    Producer,
+}
+
 impl KafkaSettings {
+    /// The numeric librdkafka property `key` as the `role`'s client gets it (its own properties
+    /// win over the shared ones), or librdkafka's `default`; with where it comes from.
+    fn effective_number<T>(&self, role: Role, key: &str, default: T) -> Result<(T, &'static str)>
+    where
+        T: std::str::FromStr,
+    {
+        let (role_properties, role_origin) = match role {
+            Role::Consumer => (
+                &self.consumer_properties,
+                "set in kafka.consumer_properties or --consumer-property",
+            ),
+            Role::Producer => (
+                &self.producer_properties,
+                "set in kafka.producer_properties or --producer-property",
+            ),
+        };
+        let shared_origin = "set in kafka.properties or --kafka-property";
+        let found = role_properties
+            .get(key)
+            .map(|value| (value, role_origin))
+            .or_else(|| self.properties.get(key).map(|value| (value, shared_origin)));
+        match found {
+            None => Ok((default, "librdkafka's default")),
+            Some((value, origin)) => match value.trim().parse() {
+                Ok(number) => Ok((number, origin)),
+                Err(_) => bail!(
+                    "librdkafka property {key} = `{value}` ({origin}) is not a non-negative whole number"
+                ),
+            },
+        }
+    }
+
     /// Client settings for one role: the shared properties, then that role's own.
     pub(crate) fn client(
         &self,
@@ -458,6 +566,179 @@ mod tests {
         assert_eq!(
             u128::from(settings.pipeline.drain_timeout_ms),
             library.drain_timeout.as_millis()
+        );
+        assert_eq!(settings.pipeline.max_record_bytes, library.max_record_bytes);
+    }
+
+    /// `args` after `--config <a file holding toml>` and a routing table.
+    fn load_with(name: &str, toml: &str, args: &[&str]) -> Result<Settings> {
+        let dir = std::env::temp_dir().join(format!("ep-settings-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("processor.toml");
+        std::fs::write(&file, toml).expect("write");
+        let mut all = vec![
+            "--config",
+            file.to_str().expect("utf-8"),
+            "--destination-configurations",
+            "{}",
+        ];
+        all.extend_from_slice(args);
+        Settings::load(&cli(&all))
+    }
+
+    #[test]
+    fn defaults_fit_librdkafkas_defaults_with_room_to_spare() {
+        let settings = load_with("fit", "", &[]).expect("the defaults are valid");
+        assert_eq!(settings.revoke_timeout(), Duration::from_secs(25));
+        assert_eq!(settings.pipeline.max_record_bytes, 983_616);
+        assert_eq!(
+            settings.pipeline.max_record_bytes + pipeline::RECORD_HEADROOM_BYTES,
+            kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES
+        );
+        assert!(settings.kafka.consumer_properties.is_empty());
+    }
+
+    #[test]
+    fn revoke_wait_not_below_max_poll_interval_is_refused() {
+        // The callback waits drain_timeout_ms + 5 s = 25 s: 25 s is not below it.
+        let error = load_with(
+            "poll-equal",
+            "",
+            &["--consumer-property", "max.poll.interval.ms=25000"],
+        )
+        .expect_err("rebalance wait as long as max.poll.interval.ms");
+        let message = error.to_string();
+        assert!(
+            message.contains("pipeline.drain_timeout_ms (20000) + 5000 ms = 25000 ms"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "max.poll.interval.ms (25000, set in kafka.consumer_properties or --consumer-property)"
+            ),
+            "{message}"
+        );
+        load_with(
+            "poll-above",
+            "",
+            &["--consumer-property", "max.poll.interval.ms=25001"],
+        )
+        .expect("a wait just below max.poll.interval.ms is fine");
+    }
+
+    #[test]
+    fn max_poll_interval_of_the_shared_properties_counts_unless_the_consumers_own_wins() {
+        let toml = "[kafka.properties]\n\"max.poll.interval.ms\" = \"10000\"\n";
+        let error = load_with("poll-shared", toml, &[]).expect_err("10 s is below 25 s");
+        assert!(
+            error.to_string().contains(
+                "max.poll.interval.ms (10000, set in kafka.properties or --kafka-property)"
+            ),
+            "{error}"
+        );
+        let toml =
+            format!("{toml}[kafka.consumer_properties]\n\"max.poll.interval.ms\" = \"60000\"\n");
+        load_with("poll-consumer-wins", &toml, &[]).expect("the consumer's own value wins");
+    }
+
+    #[test]
+    fn drain_timeout_reaching_librdkafkas_default_poll_interval_is_refused() {
+        let toml = "[pipeline]\ndrain_timeout_ms = 295000\n[health]\nstall_after_ms = 600000\n";
+        let error = load_with("poll-default", toml, &[]).expect_err("295 s + 5 s = 300 s");
+        assert!(
+            error
+                .to_string()
+                .contains("max.poll.interval.ms (300000, librdkafka's default)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unparseable_max_poll_interval_is_a_clear_error() {
+        let error = load_with(
+            "poll-garbage",
+            "",
+            &["--consumer-property", "max.poll.interval.ms=5m"],
+        )
+        .expect_err("not a number");
+        assert!(
+            error
+                .to_string()
+                .contains("max.poll.interval.ms = `5m` (set in kafka.consumer_properties"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn max_record_bytes_beyond_what_the_producer_can_send_is_refused() {
+        // The old default: 1 MiB values, which librdkafka's 1 000 000-byte limit refuses.
+        let toml = "[pipeline]\nmax_record_bytes = 1048576\n";
+        let error = load_with("size-mib", toml, &[]).expect_err("over message.max.bytes");
+        let message = error.to_string();
+        assert!(
+            message.contains("pipeline.max_record_bytes (1048576) plus 16384 bytes"),
+            "{message}"
+        );
+        assert!(
+            message.contains("message.max.bytes (1000000, librdkafka's default)"),
+            "{message}"
+        );
+        assert!(message.contains("at most 983616"), "{message}");
+        // The headroom is part of the limit: a value limit equal to message.max.bytes is refused.
+        let toml = "[pipeline]\nmax_record_bytes = 1000000\n";
+        load_with("size-equal", toml, &[]).expect_err("no room for key and headers");
+    }
+
+    #[test]
+    fn raising_the_producers_message_max_bytes_admits_larger_records() {
+        let toml = "[pipeline]\nmax_record_bytes = 1048576\n";
+        load_with(
+            "size-raised",
+            toml,
+            &["--producer-property", "message.max.bytes=1064960"],
+        )
+        .expect("1 MiB + 16 KiB fits");
+        let error = load_with(
+            "size-shared",
+            toml,
+            &["--kafka-property", "message.max.bytes=1064959"],
+        )
+        .expect_err("one byte short");
+        assert!(
+            error.to_string().contains(
+                "message.max.bytes (1064959, set in kafka.properties or --kafka-property)"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unparseable_message_max_bytes_is_a_clear_error() {
+        let toml = "[kafka.producer_properties]\n\"message.max.bytes\" = \"1MB\"\n";
+        let error = load_with("size-garbage", toml, &[]).expect_err("not a number");
+        assert!(
+            error.to_string().contains(
+                "message.max.bytes = `1MB` (set in kafka.producer_properties or --producer-property) \
+                 is not a non-negative whole number"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn created_topics_take_the_brokers_replication_unless_configured() {
+        let settings = load_with("replication-default", "", &[]).expect("valid");
+        assert_eq!(settings.kafka.topic_replication, None);
+        let settings =
+            load_with("replication-set", "[kafka]\ntopic_replication = 3\n", &[]).expect("valid");
+        assert_eq!(settings.kafka.topic_replication, Some(3));
+        let error = load_with("replication-zero", "[kafka]\ntopic_replication = 0\n", &[])
+            .expect_err("zero replicas");
+        assert!(
+            error
+                .to_string()
+                .contains("kafka.topic_replication (0) must be between 1 and 32767"),
+            "{error}"
         );
     }
 
@@ -610,6 +891,7 @@ mod tests {
             );
         }
         let optional = [
+            "kafka.topic_replication",
             "kafka.properties",
             "kafka.consumer_properties",
             "kafka.producer_properties",
