@@ -54,6 +54,7 @@ pub(crate) async fn run(records: u64) -> Result<serde_json::Value> {
             key: Some(key_of(&event)),
             payload: Some(encoder.encode_to_vec(&event)),
             timestamp_ms: Some(now_us() / 1000),
+            headers: Vec::new(),
         });
         if batch.len() == BATCH {
             events.push_back(SourceEvent::Records(std::mem::take(&mut batch)));

@@ -202,10 +202,13 @@ pub fn reason_of(record: &TopicRecord) -> Option<&str> {
     header(record, dead_letter_headers::REASON)
 }
 
+/// The last header named `name`: the processor adds its `dlq.*` headers after the input's own,
+/// so an input header of the same name (a replayed event's) does not shadow them.
 fn header<'a>(record: &'a TopicRecord, name: &str) -> Option<&'a str> {
     record
         .headers
         .iter()
+        .rev()
         .find(|(key, _)| key == name)
         .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
@@ -388,6 +391,35 @@ mod tests {
             vec![
                 ("traceparent".to_owned(), b"00-abc-01".to_vec()),
                 (REPLAYED_FROM_HEADER.to_owned(), b"input.dlq/2/41".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn original_headers_are_replayed_byte_for_byte_and_the_processors_reason_wins() {
+        // A dead letter as the processor writes it: the input's headers first (here a replayed
+        // event's, with its own `dlq.*` leftovers), then the processor's `dlq.*` headers.
+        let mut record = dead_letter(0, 7, "undecodable");
+        let processor_headers = std::mem::take(&mut record.headers);
+        record.headers = vec![
+            ("bin".to_owned(), vec![0xff, 0x00, 0x80]),
+            (
+                dead_letter_headers::REASON.to_owned(),
+                b"unauthorized".to_vec(),
+            ),
+            (REPLAYED_FROM_HEADER.to_owned(), b"input.dlq/0/1".to_vec()),
+            ("bin".to_owned(), b"again".to_vec()),
+        ];
+        record.headers.extend(processor_headers);
+        assert_eq!(reason_of(&record), Some("undecodable"));
+        let replayed = replay_record("input.dlq", &record, &Arc::from("input"));
+        assert_eq!(
+            replayed.headers,
+            vec![
+                ("bin".to_owned(), vec![0xff, 0x00, 0x80]),
+                ("bin".to_owned(), b"again".to_vec()),
+                ("traceparent".to_owned(), b"00-abc-01".to_vec()),
+                (REPLAYED_FROM_HEADER.to_owned(), b"input.dlq/0/7".to_vec()),
             ]
         );
     }

@@ -30,6 +30,7 @@ use crate::config::{log_client_error, log_librdkafka};
 use crate::error::{AdapterError, code_of};
 use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
 use crate::types::{CommitPosition, InboundRecord, TopicPartition};
+use crate::util::copy_headers;
 use crate::util::run_blocking;
 
 /// How long the consumer thread waits in `poll` when it has nothing to hand over; also how
@@ -262,6 +263,16 @@ fn consumer_thread(consumer: Arc<BaseConsumer<ConsumerCtx>>, close_requested: &A
 }
 
 fn inbound_record(message: &BorrowedMessage<'_>, topics: &mut TopicNames) -> InboundRecord {
+    let (headers, unreadable) = copy_headers(message);
+    if unreadable > 0 {
+        warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            unreadable,
+            "Record has header names that are not UTF-8; they cannot be copied to its outputs."
+        );
+    }
     InboundRecord {
         topic: topics.intern(message.topic()),
         partition: message.partition(),
@@ -269,6 +280,7 @@ fn inbound_record(message: &BorrowedMessage<'_>, topics: &mut TopicNames) -> Inb
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
         timestamp_ms: message.timestamp().to_millis(),
+        headers,
     }
 }
 

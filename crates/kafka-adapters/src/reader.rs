@@ -10,14 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 
 use crate::admin::partition_count;
 use crate::config::{KafkaConfig, LoggingContext};
 use crate::error::AdapterError;
-use crate::util::run_blocking;
+use crate::util::{copy_headers, run_blocking};
 
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
@@ -144,25 +144,21 @@ fn read_blocking(
 }
 
 fn topic_record(message: &BorrowedMessage<'_>) -> TopicRecord {
+    let (headers, unreadable) = copy_headers(message);
+    if unreadable > 0 {
+        warn!(
+            partition = message.partition(),
+            offset = message.offset(),
+            unreadable,
+            "Record has header names that are not UTF-8; they are left out."
+        );
+    }
     TopicRecord {
         partition: message.partition(),
         offset: message.offset(),
         key: message.key().map(<[u8]>::to_vec),
         payload: message.payload().map(<[u8]>::to_vec),
-        headers: message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|header| {
-                        (
-                            header.key.to_owned(),
-                            header.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers,
         timestamp_ms: message.timestamp().to_millis(),
     }
 }

@@ -45,6 +45,9 @@ pub struct InboundRecord {
     pub payload: Option<Vec<u8>>,
     /// Create or log-append time in epoch milliseconds, when the broker gave one.
     pub timestamp_ms: Option<i64>,
+    /// Record headers, in order, duplicates kept; a null header value reads as empty. Empty (no
+    /// allocation) for a record without headers.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 impl InboundRecord {
@@ -169,6 +172,7 @@ mod tests {
             key: None,
             payload: None,
             timestamp_ms: None,
+            headers: Vec::new(),
         };
         let position = record.position_after();
         assert_eq!(position.offset, 42);

@@ -1,4 +1,5 @@
-//! Dead-letter records: the original key and value bytes, with why and where from in headers.
+//! Dead-letter records: the original key, value and headers, with why and where from in `dlq.*`
+//! headers added after the original ones.
 
 use kafka_adapters::{InboundRecord, OutboundRecord};
 use router_core::DeadLetterReason;
@@ -26,15 +27,22 @@ pub mod headers {
     pub const ERROR_MAX_BYTES: usize = 1024;
 }
 
-/// The record to write to `topic` for `input`, which could not be routed for `reason`.
+/// How many `dlq.*` headers a dead-letter record gets at most.
+const DEAD_LETTER_HEADER_COUNT: usize = 7;
+
+/// The record to write to `topic` for `input`, which could not be routed for `reason`: its key
+/// and value, its headers (moved out of `input`, in order, duplicates kept), then the `dlq.*`
+/// headers.
 pub(crate) fn dead_letter_record(
     topic: &Arc<str>,
-    input: &InboundRecord,
+    input: &mut InboundRecord,
     reason: &DeadLetterReason,
     schema_id: Option<u32>,
     processor_id: &str,
 ) -> OutboundRecord {
-    let mut record_headers = vec![
+    let mut record_headers = std::mem::take(&mut input.headers);
+    record_headers.reserve_exact(DEAD_LETTER_HEADER_COUNT);
+    record_headers.extend([
         (
             headers::REASON.to_owned(),
             reason.code().as_bytes().to_vec(),
@@ -59,7 +67,7 @@ pub(crate) fn dead_letter_record(
             headers::PROCESSOR_ID.to_owned(),
             processor_id.as_bytes().to_vec(),
         ),
-    ];
+    ]);
     if let Some(id) = schema_id {
         record_headers.push((headers::SCHEMA_ID.to_owned(), id.to_string().into_bytes()));
     }
@@ -98,6 +106,7 @@ mod tests {
             key: Some(key.to_vec()),
             payload: Some(b"value".to_vec()),
             timestamp_ms: None,
+            headers: Vec::new(),
         }
     }
 
@@ -117,7 +126,7 @@ mod tests {
         };
         let record = dead_letter_record(
             &Arc::from("dlq"),
-            &record_with_key(b"k"),
+            &mut record_with_key(b"k"),
             &reason,
             None,
             "p",
@@ -155,13 +164,14 @@ mod tests {
     #[test]
     fn dead_letter_copy_of_the_largest_accepted_value_fits_librdkafkas_default_limit() {
         let config = crate::PipelineConfig::new("p".repeat(1024), "d");
-        let input = InboundRecord {
+        let mut input = InboundRecord {
             topic: Arc::from("t".repeat(249)),
             partition: i32::MAX,
             offset: i64::MAX,
             key: Some(vec![b'k'; 13 * 1024]),
             payload: Some(vec![0; config.max_record_bytes]),
             timestamp_ms: None,
+            headers: Vec::new(),
         };
         let reason = DeadLetterReason::Unauthorized {
             origin_service_type: "x".repeat(500_000),
@@ -170,7 +180,7 @@ mod tests {
         };
         let record = dead_letter_record(
             &Arc::from("d".repeat(249)),
-            &input,
+            &mut input,
             &reason,
             Some(u32::MAX),
             &config.processor_id,
@@ -191,7 +201,7 @@ mod tests {
         let reason = DeadLetterReason::TooLarge { size: 10, limit: 5 };
         let record = dead_letter_record(
             &Arc::from("dlq"),
-            &record_with_key(b"k"),
+            &mut record_with_key(b"k"),
             &reason,
             None,
             "p",
@@ -200,5 +210,41 @@ mod tests {
             header(&record, headers::ERROR),
             reason.to_string().as_bytes()
         );
+    }
+
+    #[test]
+    fn input_headers_come_first_byte_for_byte_then_the_dead_letter_headers() {
+        let mut input = record_with_key(b"k");
+        let original = vec![
+            ("trace".to_owned(), vec![0xff, 0x00, 0xfe]),
+            ("tenant".to_owned(), b"a".to_vec()),
+            ("trace".to_owned(), Vec::new()),
+        ];
+        input.headers = original.clone();
+        let record = dead_letter_record(
+            &Arc::from("dlq"),
+            &mut input,
+            &DeadLetterReason::MissingValue,
+            Some(7),
+            "p",
+        );
+        assert_eq!(record.headers[..3], original[..]);
+        let names: Vec<&str> = record.headers[3..]
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                headers::REASON,
+                headers::ERROR,
+                headers::SOURCE_TOPIC,
+                headers::SOURCE_PARTITION,
+                headers::SOURCE_OFFSET,
+                headers::PROCESSOR_ID,
+                headers::SCHEMA_ID,
+            ]
+        );
+        assert_eq!(record.headers.len(), 3 + DEAD_LETTER_HEADER_COUNT);
     }
 }

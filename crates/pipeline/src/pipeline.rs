@@ -390,7 +390,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 Err(NotLoaded(schema_id)) => {
                     match Box::pin(self.load_writer_schema(schema_id, shutdown)).await? {
                         Ok(()) => continue,
-                        Err(error) => break self.decode_error_plan(&record, &error),
+                        Err(error) => break self.decode_error_plan(&mut record, &error),
                     }
                 }
             }
@@ -440,7 +440,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     /// Decides what `record` turns into: routed outputs, or one dead-letter copy. A routed
-    /// record's key moves into its output (cloned only for fan-out). Synchronous: a record whose
+    /// record's key and headers move into its output (cloned only for fan-out); a dead-lettered
+    /// record's headers move into its dead-letter copy. Synchronous: a record whose
     /// writer schema is not loaded yet comes back as [`NotLoaded`] for the caller to load.
     fn plan(&mut self, record: &mut InboundRecord) -> Result<Plan, NotLoaded> {
         let Some(value) = record.payload.as_deref() else {
@@ -476,13 +477,17 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         // Borrowed end to end: the output's strings are the input's bytes and the processor id,
         // copied once, into the encoded value.
         let output = map_borrowed(&event, &self.config.processor_id, self.batch_now_ms);
+        // Key and headers are cloned for all targets but the last, which takes them (headers
+        // cost nothing when the input has none).
         if let Some((last, others)) = targets.split_last() {
             for target in others {
                 let key = record.key.clone();
-                outputs.push((self.encode_for(&target.topic, &output, key), None));
+                let headers = record.headers.clone();
+                outputs.push((self.encode_for(&target.topic, &output, key, headers), None));
             }
             let key = record.key.take();
-            outputs.push((self.encode_for(&last.topic, &output, key), None));
+            let headers = std::mem::take(&mut record.headers);
+            outputs.push((self.encode_for(&last.topic, &output, key, headers), None));
         }
         Ok(Plan {
             outputs,
@@ -501,6 +506,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         topic: &str,
         output: &ProcessorToConsumerRef<'_>,
         key: Option<Vec<u8>>,
+        headers: Vec<(String, Vec<u8>)>,
     ) -> OutboundRecord {
         let mut payload = Vec::new();
         let prepared = self
@@ -519,13 +525,13 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             topic,
             key,
             payload,
-            headers: Vec::new(),
+            headers,
         }
     }
 
     fn dead_letter_plan(
         &mut self,
-        record: &InboundRecord,
+        record: &mut InboundRecord,
         reason: &DeadLetterReason,
         schema_id: Option<u32>,
     ) -> Plan {
@@ -552,7 +558,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     /// The dead-letter plan of a record whose bytes cannot be decoded.
-    fn decode_error_plan(&mut self, record: &InboundRecord, error: &CodecError) -> Plan {
+    fn decode_error_plan(&mut self, record: &mut InboundRecord, error: &CodecError) -> Plan {
         let schema_id = input_schema_id(record);
         let reason = poison_reason(error, schema_id);
         self.dead_letter_plan(record, &reason, schema_id)

@@ -175,6 +175,7 @@ impl Harness {
             key: Some(format!("key-{offset}").into_bytes()),
             payload: value,
             timestamp_ms: None,
+            headers: Vec::new(),
         }
     }
 
@@ -269,6 +270,88 @@ async fn routes_every_event_to_its_destination_topic_with_the_input_key() {
     );
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
     assert!(harness.committer.wait_for(&partition(1), 1, WAIT).await);
+    harness.stop().await;
+}
+
+/// Headers a tenant might send: a binary (not UTF-8) value, a repeated name, an empty value.
+fn tenant_headers() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("traceparent".to_owned(), b"00-4bf92f-01".to_vec()),
+        ("bin".to_owned(), vec![0xff, 0x00, 0xc3, 0x28, 0x80]),
+        ("traceparent".to_owned(), b"second".to_vec()),
+        ("empty".to_owned(), Vec::new()),
+    ]
+}
+
+#[tokio::test]
+async fn input_headers_reach_every_routed_copy_and_dead_letter_in_order() {
+    let harness = start(Completion::AckImmediately, |config| {
+        config.max_record_bytes = 200
+    })
+    .await;
+    let with_headers = |mut record: InboundRecord| {
+        record.headers = tenant_headers();
+        record
+    };
+    // An id no registry knows: loaded at first sight, then dead-lettered as undecodable.
+    let mut unknown_id = harness.event("FINANCE", "FINANCE", "u");
+    unknown_id[1..5].copy_from_slice(&9_999u32.to_be_bytes());
+    harness.source.push_records(vec![
+        with_headers(harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "a")))),
+        with_headers(harness.record(0, 1, Some(harness.event("FINANCE", "AUDIT", "b")))),
+        with_headers(harness.record(0, 2, Some(harness.event("MARKETING", "FINANCE", "c")))),
+        with_headers(harness.record(0, 3, Some(b"\x07junk".to_vec()))),
+        with_headers(harness.record(0, 4, None)),
+        with_headers(harness.record(
+            0,
+            5,
+            Some(harness.event("FINANCE", "FINANCE", &"x".repeat(300))),
+        )),
+        with_headers(harness.record(0, 6, Some(unknown_id))),
+        harness.record(0, 7, Some(harness.event("FINANCE", "FINANCE", "plain"))),
+    ]);
+    harness.wait_sent(9).await;
+    let sent = harness.sink.sent();
+    let topics: Vec<&str> = sent.iter().map(|sent| &*sent.record.topic).collect();
+    assert_eq!(
+        topics,
+        [
+            "processor.to.finance",
+            "processor.to.audit-a",
+            "processor.to.audit-b",
+            DLQ,
+            DLQ,
+            DLQ,
+            DLQ,
+            DLQ,
+            "processor.to.finance",
+        ]
+    );
+    for routed in &sent[..3] {
+        assert_eq!(
+            routed.record.headers,
+            tenant_headers(),
+            "{}",
+            routed.record.topic
+        );
+    }
+    for dead_letter in &sent[3..8] {
+        let headers = &dead_letter.record.headers;
+        assert_eq!(headers[..4], tenant_headers()[..], "original headers first");
+        assert!(
+            headers[4..]
+                .iter()
+                .all(|(name, _)| name.starts_with("dlq.")),
+            "then only dead-letter headers: {headers:?}"
+        );
+        assert!(
+            headers[4..]
+                .iter()
+                .any(|(name, _)| name == dead_letter_headers::REASON)
+        );
+    }
+    assert!(sent[8].record.headers.is_empty(), "no headers in, none out");
+    assert!(harness.committer.wait_for(&partition(0), 8, WAIT).await);
     harness.stop().await;
 }
 

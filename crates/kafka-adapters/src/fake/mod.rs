@@ -22,7 +22,7 @@ pub use source::{FakeSource, PendingRevoke};
 
 use crate::types::InboundRecord;
 
-/// A consumed record for tests: no key, no timestamp.
+/// A consumed record for tests: no key, no timestamp, no headers.
 pub fn inbound_record(topic: &str, partition: i32, offset: i64, payload: &[u8]) -> InboundRecord {
     InboundRecord {
         topic: Arc::from(topic),
@@ -31,6 +31,7 @@ pub fn inbound_record(topic: &str, partition: i32, offset: i64, payload: &[u8]) 
         key: None,
         payload: Some(payload.to_vec()),
         timestamp_ms: None,
+        headers: Vec::new(),
     }
 }
 
