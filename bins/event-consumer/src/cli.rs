@@ -87,7 +87,8 @@ pub(crate) struct Cli {
     /// Limit for reaching the broker at start.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) connect_timeout_ms: u64,
-    /// Log level or filter (`info`, `debug`, `event_consumer=debug`); `RUST_LOG` wins.
+    /// Log level (Python's `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, any case) or filter
+    /// (`info`, `debug`, `event_consumer=debug`); `RUST_LOG` wins.
     #[arg(long, default_value = "warn")]
     pub(crate) log_level: String,
 }

@@ -49,7 +49,11 @@ fn main() -> ExitCode {
         true => LogFormat::Json,
         false => LogFormat::Plain,
     };
-    cli_support::init_logging(&settings.log.level, "info", log_format);
+    // `Settings::load` checked the level already; this cannot fail.
+    if let Err(error) = cli_support::init_logging(&settings.log.level, log_format) {
+        eprintln!("error: log.level: {error:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match cli_support::start_runtime(ExitCode::FAILURE) {
         Ok(runtime) => runtime,
         Err(code) => return code,

@@ -326,6 +326,7 @@ impl Settings {
         if self.pipeline.commit_every == 0 {
             bail!("pipeline.commit_every must be at least 1");
         }
+        cli_support::log_filter(&self.log.level).context("log.level (--log-level, -log_level)")?;
         if self.http.enabled {
             self.http_listen()?;
         }

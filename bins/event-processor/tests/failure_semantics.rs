@@ -102,3 +102,21 @@ async fn headers_survive_routing_and_dead_lettering_byte_for_byte() {
         );
     }
 }
+
+/// The prototype's `-log_level` names are levels, not filters; a value that is neither is refused
+/// before anything is connected to (no stack needed).
+#[test]
+fn an_invalid_log_level_is_refused_with_exit_code_2() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_event-processor"))
+        .args(["-log_level", "LOUD=yes"])
+        .args(["--routing-file", "/nonexistent/routing.toml"])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("processor runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("log.level") && stderr.contains("`LOUD=yes` is not a log level"),
+        "{stderr}"
+    );
+}

@@ -93,8 +93,8 @@ pub(crate) struct Cli {
     /// Most records sent but not yet acknowledged; sending waits for reports beyond it.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) max_in_flight: usize,
-    /// Log level or filter (`info`, `debug`, `event_producer=debug,librdkafka=warn`); `RUST_LOG`
-    /// wins.
+    /// Log level (Python's `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, any case) or filter
+    /// (`info`, `debug`, `event_producer=debug,librdkafka=warn`); `RUST_LOG` wins.
     #[arg(long, default_value = "warn")]
     pub(crate) log_level: String,
 }

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cli_support::init_logging(&settings.log_level, "warn", LogFormat::Plain);
+    if let Err(error) = cli_support::init_logging(&settings.log_level, LogFormat::Plain) {
+        eprintln!("error: --log-level: {}", one_line(&error));
+        return ExitCode::from(2);
+    }
     let outcome = match cli_support::block_on_stoppable(
         ExitCode::from(3),
         "stopping: waiting for delivery reports of the records sent (Ctrl-C again to exit at once)",

@@ -14,12 +14,53 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` when set, else by `level` (a level or a filter such as
-/// `event_consumer=debug`), else by `fallback` when `level` is not a valid filter.
-pub fn init_logging(level: &str, fallback: &str, format: LogFormat) {
+/// The log levels of Python's `logging` (the prototype's `-log_level`), any case, and the
+/// tracing level each one means.
+const PYTHON_LEVELS: [(&str, &str); 7] = [
+    ("DEBUG", "debug"),
+    ("INFO", "info"),
+    ("WARNING", "warn"),
+    ("WARN", "warn"),
+    ("ERROR", "error"),
+    ("CRITICAL", "error"),
+    ("FATAL", "error"),
+];
+
+/// The tracing filter a log-level setting stands for: a Python level name (`DEBUG`, `INFO`,
+/// `WARNING`/`WARN`, `ERROR`, `CRITICAL`/`FATAL`; any case; the last two mean `error`), else the
+/// value itself (lower-cased) when it is a valid filter (`trace`, `off`,
+/// `info,librdkafka=warn`). Anything else is an error that says what is accepted.
+pub fn log_filter(level: &str) -> anyhow::Result<String> {
+    let trimmed = level.trim();
+    if let Some((_, mapped)) = PYTHON_LEVELS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(trimmed))
+    {
+        return Ok((*mapped).to_owned());
+    }
+    let directives = trimmed.to_lowercase();
+    if directives.is_empty() {
+        anyhow::bail!(
+            "empty log level: use DEBUG, INFO, WARNING, ERROR or CRITICAL (any case), or a \
+             filter such as `info,librdkafka=warn`"
+        );
+    }
+    match tracing_subscriber::EnvFilter::try_new(&directives) {
+        Ok(_) => Ok(directives),
+        Err(error) => anyhow::bail!(
+            "`{level}` is not a log level: use DEBUG, INFO, WARNING, ERROR or CRITICAL (any \
+             case), or a filter such as `info,librdkafka=warn` ({error})"
+        ),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` when it is set and valid, else by `level` (see
+/// [`log_filter`]). Fails, before installing anything, when `level` is neither a level nor a
+/// filter (a configuration error: the binary exits 2), even when `RUST_LOG` would win.
+pub fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let directives = log_filter(level)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.to_lowercase()))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&directives))?;
     // Colours only on a terminal: log files and collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -29,6 +70,7 @@ pub fn init_logging(level: &str, fallback: &str, format: LogFormat) {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 /// The multi-thread runtime with every driver enabled. When it cannot start, says so on stderr
@@ -73,6 +115,54 @@ async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, message: &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python_level_names_map_to_tracing_levels_in_any_case() {
+        for (level, filter) in [
+            ("DEBUG", "debug"),
+            ("INFO", "info"),
+            ("WARNING", "warn"),
+            ("warning", "warn"),
+            ("Warning", "warn"),
+            ("WARN", "warn"),
+            ("ERROR", "error"),
+            ("CRITICAL", "error"),
+            ("critical", "error"),
+            ("FATAL", "error"),
+            (" info ", "info"),
+        ] {
+            assert_eq!(log_filter(level).expect(level), filter, "{level}");
+        }
+    }
+
+    #[test]
+    fn valid_tracing_filters_keep_working() {
+        for (level, filter) in [
+            ("trace", "trace"),
+            ("off", "off"),
+            ("info", "info"),
+            ("TRACE", "trace"),
+            (
+                "event_processor=debug,librdkafka=warn",
+                "event_processor=debug,librdkafka=warn",
+            ),
+            ("info,pipeline=DEBUG", "info,pipeline=debug"),
+        ] {
+            assert_eq!(log_filter(level).expect(level), filter, "{level}");
+        }
+    }
+
+    #[test]
+    fn an_invalid_level_is_an_error_that_says_what_is_accepted() {
+        for level in ["", "  ", "pipeline=loud", "info,x=warning", "=="] {
+            let error = log_filter(level).expect_err(level).to_string();
+            assert!(error.contains("WARNING"), "{level}: {error}");
+        }
+        let error = log_filter("pipeline=loud")
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("`pipeline=loud`"), "{error}");
+    }
 
     #[test]
     fn stoppable_work_runs_to_completion_with_the_flag_down() {
