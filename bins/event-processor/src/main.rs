@@ -329,6 +329,7 @@ fn pipeline_config(settings: &Settings) -> PipelineConfig {
         budget: pipeline.retry_budget,
     };
     config.drain_timeout = Duration::from_millis(pipeline.drain_timeout_ms);
+    config.not_found_retry = Duration::from_millis(settings.registry.not_found_retry_ms);
     config
 }
 

@@ -116,6 +116,9 @@ pub(crate) struct RegistrySettings {
     pub(crate) timeout_ms: u64,
     pub(crate) max_retries: u32,
     pub(crate) auto_register: bool,
+    /// How long a record whose schema id the registry does not know is held back (the id asked
+    /// for again) before it is dead-lettered; 0 dead-letters at once.
+    pub(crate) not_found_retry_ms: u64,
     pub(crate) basic_auth_user: Option<String>,
     pub(crate) basic_auth_password: Option<String>,
 }
@@ -186,6 +189,7 @@ url = "http://127.0.0.1:8081"
 timeout_ms = 5000
 max_retries = 3
 auto_register = true
+not_found_retry_ms = 5000
 
 [routing]
 reload_poll_ms = 1000

@@ -120,3 +120,157 @@ fn an_invalid_log_level_is_refused_with_exit_code_2() {
         "{stderr}"
     );
 }
+
+/// A registry replica that lags: it answers "schema not found" (404, error code 40403) for one
+/// schema id while `lagging`, and forwards every other request, and that id once caught up, to
+/// the real registry.
+struct LaggingReplica {
+    schema_id: u32,
+    lagging: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicU32,
+    upstream: String,
+    client: reqwest::Client,
+}
+
+impl LaggingReplica {
+    /// Serves on a free loopback port; returns the registry URL that goes through it.
+    async fn start(registry_url: &str, schema_id: u32) -> (Arc<LaggingReplica>, String) {
+        let rest = registry_url
+            .strip_prefix("http://")
+            .expect("an http:// registry URL");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let replica = Arc::new(LaggingReplica {
+            schema_id,
+            lagging: std::sync::atomic::AtomicBool::new(true),
+            refused: std::sync::atomic::AtomicU32::new(0),
+            upstream: format!("http://{authority}"),
+            client: reqwest::Client::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("free port");
+        let address = listener.local_addr().expect("bound");
+        let app = axum::Router::new()
+            .fallback(Self::answer)
+            .with_state(Arc::clone(&replica));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (replica, format!("http://{address}/{path}"))
+    }
+
+    async fn answer(
+        axum::extract::State(replica): axum::extract::State<Arc<LaggingReplica>>,
+        request: axum::extract::Request,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use std::sync::atomic::Ordering::SeqCst;
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|path| path.as_str().to_owned())
+            .unwrap_or_default();
+        let asks_for_the_id = request
+            .uri()
+            .path()
+            .ends_with(&format!("/schemas/ids/{}", replica.schema_id));
+        if asks_for_the_id && replica.lagging.load(SeqCst) {
+            replica.refused.fetch_add(1, SeqCst);
+            let body = serde_json::json!({
+                "error_code": 40403,
+                "message": format!("Schema {} not found", replica.schema_id),
+            });
+            return (
+                axum::http::StatusCode::NOT_FOUND,
+                [("content-type", "application/vnd.schemaregistry.v1+json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes())
+            .expect("an HTTP method");
+        let content_type = request
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024)
+            .await
+            .expect("request body");
+        let mut forwarded = replica
+            .client
+            .request(method, format!("{}{path_and_query}", replica.upstream))
+            .body(body);
+        if let Some(content_type) = content_type {
+            forwarded = forwarded.header("content-type", content_type);
+        }
+        match forwarded.send().await {
+            Ok(answer) => {
+                let status =
+                    axum::http::StatusCode::from_u16(answer.status().as_u16()).expect("a status");
+                let content_type = answer
+                    .headers()
+                    .get("content-type")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("application/json")
+                    .to_owned();
+                let body = answer.bytes().await.unwrap_or_default();
+                (status, [("content-type", content_type)], body).into_response()
+            }
+            Err(error) => (axum::http::StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_registered_after_the_first_event_that_used_its_id_routes_it_is_not_dead_lettered()
+{
+    use std::sync::atomic::Ordering::SeqCst;
+    let stack = require_stack!();
+    let world = World::new(stack, "registry-lag", 1).await;
+    let value = world.event_value("FINANCE", "FINANCE", "late-schema");
+    let schema_id = avro_codec::InputDecoder::schema_id_of(&value)
+        .expect("framed")
+        .0;
+    // The processor's registry is a replica that does not know this id yet.
+    let (replica, replica_url) = LaggingReplica::start(&world.stack.registry_url, schema_id).await;
+    world
+        .produce_raw(vec![(Some(b"late".to_vec()), value)])
+        .await;
+    let processor = world.start_processor_with(
+        "processor-registry-lag",
+        &["--schema-registry-url", &replica_url],
+        &[("EVENT_PROCESSOR__REGISTRY__NOT_FOUND_RETRY_MS", "120000")],
+    );
+
+    // The event's id is unknown at first sight, and asked for again: held back, not dead-lettered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while replica.refused.load(SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the processor did not ask for schema id {schema_id} twice; log:\n{}",
+            processor.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        world.read_all(&world.dead_letter).await.is_empty(),
+        "dead-lettered while the registry lagged; log:\n{}",
+        processor.log()
+    );
+
+    // The replica catches up: the id is known a moment later, and the event routes.
+    replica.lagging.store(false, SeqCst);
+    let routed = world
+        .read(&world.outputs["FINANCE"], 1, Duration::from_secs(60))
+        .await;
+    assert_eq!(routed[0].key.as_deref(), Some(&b"late"[..]));
+    let log = processor.log();
+    assert!(processor.stop().success(), "log:\n{log}");
+    assert!(
+        world.read_all(&world.dead_letter).await.is_empty(),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("Schema id unknown to the registry"),
+        "log:\n{log}"
+    );
+}

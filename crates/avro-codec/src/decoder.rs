@@ -6,6 +6,7 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
     marker::PhantomData,
     sync::{Arc, PoisonError, RwLock},
+    time::{Duration, Instant},
 };
 
 use apache_avro::{
@@ -52,11 +53,17 @@ pub enum ReadPath {
 /// otherwise, or the reason the id cannot be read (negative cache). [`decode`](Self::decode) is
 /// synchronous and never touches the registry; [`load`](Self::load) fills the cache.
 ///
+/// An id the registry did not know is remembered as not found for good by default (registry ids
+/// are immutable); with [`with_not_found_ttl`](Self::with_not_found_ttl) only for that long, as
+/// a lagging registry replica may not know an id yet that another one already gave out.
+///
 /// `Send + Sync`: share it by reference or in an `Arc`; lookups take a read lock only.
 pub struct Decoder<T: WireRecord> {
     reader_schema: Schema,
     reader_canonical_form: String,
     entries: RwLock<Entries>,
+    /// How long "not found" is remembered; `None`: for good.
+    not_found_ttl: Option<Duration>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -103,7 +110,10 @@ enum Entry {
 
 #[derive(Clone)]
 enum Rejection {
-    NotFound,
+    /// The registry did not know the id when asked at `checked`.
+    NotFound {
+        checked: Instant,
+    },
     Invalid(Arc<str>),
     Incompatible {
         subject: Option<Arc<str>>,
@@ -114,7 +124,7 @@ enum Rejection {
 impl Rejection {
     fn to_error(&self, schema_id: SchemaId, reader: &'static str) -> CodecError {
         match self {
-            Self::NotFound => CodecError::SchemaNotFound { schema_id },
+            Self::NotFound { .. } => CodecError::SchemaNotFound { schema_id },
             Self::Invalid(reason) => CodecError::InvalidWriterSchema {
                 schema_id,
                 reason: reason.to_string(),
@@ -162,7 +172,27 @@ impl<T: WireRecord> Decoder<T> {
             reader_canonical_form: reader_schema.canonical_form(),
             reader_schema,
             entries: RwLock::new(Entries::default()),
+            not_found_ttl: None,
             _record: PhantomData,
+        }
+    }
+
+    /// This decoder, remembering an id the registry did not know for `ttl` only: afterwards
+    /// [`decode`](Self::decode) answers [`CodecError::UnknownSchemaId`] for it again, and
+    /// [`load`](Self::load) asks the registry again.
+    #[must_use]
+    pub fn with_not_found_ttl(mut self, ttl: Duration) -> Self {
+        self.not_found_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether `entry` is a "not found" older than the time to live: to be fetched again.
+    fn is_stale(&self, entry: &Entry) -> bool {
+        match (entry, self.not_found_ttl) {
+            (Entry::Rejected(Rejection::NotFound { checked }), Some(ttl)) => {
+                checked.elapsed() >= ttl
+            }
+            _ => false,
         }
     }
 
@@ -194,6 +224,7 @@ impl<T: WireRecord> Decoder<T> {
         match self.read().by_id.get(&schema_id) {
             Some(Entry::Fast) => Ok(None),
             Some(Entry::Resolved(writer)) => Ok(Some(Arc::clone(writer))),
+            Some(entry) if self.is_stale(entry) => Err(CodecError::UnknownSchemaId { schema_id }),
             Some(Entry::Rejected(rejection)) => Err(rejection.to_error(schema_id, T::FULL_NAME)),
             None => Err(CodecError::UnknownSchemaId { schema_id }),
         }
@@ -219,9 +250,13 @@ impl<T: WireRecord> Decoder<T> {
         }
     }
 
-    /// True when `schema_id` is cached, readable or rejected.
+    /// True when `schema_id` is cached, readable or rejected (and not a "not found" past its
+    /// time to live).
     pub fn is_loaded(&self, schema_id: SchemaId) -> bool {
-        self.read().by_id.contains_key(&schema_id)
+        self.read()
+            .by_id
+            .get(&schema_id)
+            .is_some_and(|entry| !self.is_stale(entry))
     }
 
     /// How records of `schema_id` are read, or `None` when the id is not cached.
@@ -245,7 +280,7 @@ impl<T: WireRecord> Decoder<T> {
         schema_id: SchemaId,
         writer_schema_json: &str,
     ) -> Result<(), CodecError> {
-        if let Some(outcome) = self.cached_outcome(schema_id) {
+        if let Some(outcome) = self.cached_outcome(schema_id, false) {
             return outcome;
         }
         let entry = self.prepare(writer_schema_json);
@@ -265,13 +300,36 @@ impl<T: WireRecord> Decoder<T> {
         schema_id: SchemaId,
         registry: &R,
     ) -> Result<(), CodecError> {
-        if let Some(outcome) = self.cached_outcome(schema_id) {
+        self.load_or_recheck(schema_id, registry, false).await
+    }
+
+    /// [`load`](Self::load), but an id remembered as not found is asked for again (for a caller
+    /// that waits for a lagging registry to learn it).
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub async fn recheck<R: SchemaRegistry>(
+        &self,
+        schema_id: SchemaId,
+        registry: &R,
+    ) -> Result<(), CodecError> {
+        self.load_or_recheck(schema_id, registry, true).await
+    }
+
+    async fn load_or_recheck<R: SchemaRegistry>(
+        &self,
+        schema_id: SchemaId,
+        registry: &R,
+        recheck_not_found: bool,
+    ) -> Result<(), CodecError> {
+        if let Some(outcome) = self.cached_outcome(schema_id, recheck_not_found) {
             return outcome;
         }
         let writer_schema = match registry.schema_by_id(schema_id).await {
             Ok(schema) => schema,
             Err(RegistryError::SchemaNotFound { .. }) => {
-                return self.insert(schema_id, Entry::Rejected(Rejection::NotFound));
+                let checked = Instant::now();
+                return self.insert(schema_id, Entry::Rejected(Rejection::NotFound { checked }));
             }
             Err(source) => {
                 return Err(CodecError::Registry {
@@ -321,18 +379,35 @@ impl<T: WireRecord> Decoder<T> {
         }
     }
 
-    fn cached_outcome(&self, schema_id: SchemaId) -> Option<Result<(), CodecError>> {
-        self.read()
-            .by_id
-            .get(&schema_id)
-            .map(|entry| entry.outcome(schema_id, T::FULL_NAME))
+    /// The remembered outcome of `schema_id`; `None` (fetch it) when there is none, or it is a
+    /// "not found" that is stale or to be rechecked.
+    fn cached_outcome(
+        &self,
+        schema_id: SchemaId,
+        recheck_not_found: bool,
+    ) -> Option<Result<(), CodecError>> {
+        let entries = self.read();
+        let entry = entries.by_id.get(&schema_id)?;
+        let refetch = match entry {
+            Entry::Rejected(Rejection::NotFound { .. }) => {
+                recheck_not_found || self.is_stale(entry)
+            }
+            _ => false,
+        };
+        (!refetch).then(|| entry.outcome(schema_id, T::FULL_NAME))
     }
 
     fn insert(&self, schema_id: SchemaId, entry: Entry) -> Result<(), CodecError> {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        // Another task may have loaded the same id meanwhile; the first outcome stands.
-        if let Some(existing) = entries.by_id.get(&schema_id) {
-            return existing.outcome(schema_id, T::FULL_NAME);
+        // Another task may have loaded the same id meanwhile; the first outcome stands, but for
+        // a "not found", which a newer answer replaces (the registry may have learnt the id).
+        match entries.by_id.get(&schema_id) {
+            Some(Entry::Rejected(Rejection::NotFound { .. })) => {
+                entries.by_id.remove(&schema_id);
+                entries.rejected = entries.rejected.saturating_sub(1);
+            }
+            Some(existing) => return existing.outcome(schema_id, T::FULL_NAME),
+            None => {}
         }
         let outcome = entry.outcome(schema_id, T::FULL_NAME);
         if matches!(entry, Entry::Rejected(_)) {

@@ -611,6 +611,111 @@ fn input_encoder_output_decodes_with_the_input_decoder() {
     assert_eq!(decoder.decode(&framed).expect("decodes"), record);
 }
 
+/// The golden input framed with `id`, which the registry below does not know at first.
+fn golden_input_as(id: u32) -> Vec<u8> {
+    frame(id, &golden_input()[5..])
+}
+
+#[tokio::test]
+async fn not_found_with_a_time_to_live_is_remembered_until_rechecked() {
+    let registry = ScriptedRegistry::new().answer(
+        42,
+        [
+            Answer::NotFound,
+            Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned()),
+        ],
+    );
+    let decoder = InputDecoder::new().with_not_found_ttl(Duration::from_secs(3600));
+    let err = decoder
+        .load(SchemaId(42), &registry)
+        .await
+        .expect_err("not there yet");
+    assert!(matches!(err, CodecError::SchemaNotFound { .. }), "{err:?}");
+    let err = decoder
+        .load(SchemaId(42), &registry)
+        .await
+        .expect_err("remembered");
+    assert!(matches!(err, CodecError::SchemaNotFound { .. }), "{err:?}");
+    let err = decoder
+        .decode(&golden_input_as(42))
+        .expect_err("remembered");
+    assert!(matches!(err, CodecError::SchemaNotFound { .. }), "{err:?}");
+    assert_eq!(registry.calls(), 1, "within its time to live, no request");
+
+    decoder
+        .recheck(SchemaId(42), &registry)
+        .await
+        .expect("the registry knows it now");
+    assert_eq!(registry.calls(), 2);
+    assert_eq!(
+        decoder.decode(&golden_input_as(42)).expect("decodes"),
+        golden_input_record()
+    );
+    assert_eq!(decoder.read_path(SchemaId(42)), Some(ReadPath::Fast));
+}
+
+#[tokio::test]
+async fn not_found_past_its_time_to_live_is_unknown_again_and_loads_once_registered() {
+    let registry = ScriptedRegistry::new().answer(
+        42,
+        [
+            Answer::NotFound,
+            Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned()),
+        ],
+    );
+    // A zero time to live: stale as soon as remembered, no waiting in the test.
+    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO);
+    let err = decoder
+        .load(SchemaId(42), &registry)
+        .await
+        .expect_err("not there yet");
+    assert!(err.is_poison(), "{err:?}");
+    assert!(!decoder.is_loaded(SchemaId(42)));
+    let err = decoder.decode(&golden_input_as(42)).expect_err("stale");
+    assert!(
+        matches!(
+            err,
+            CodecError::UnknownSchemaId {
+                schema_id: SchemaId(42)
+            }
+        ),
+        "a stale not-found asks to be loaded again: {err:?}"
+    );
+    let record = decoder
+        .decode_or_load(&golden_input_as(42), &registry)
+        .await
+        .expect("registered meanwhile");
+    assert_eq!(record, golden_input_record());
+    assert_eq!(registry.calls(), 2);
+}
+
+#[tokio::test]
+async fn recheck_of_a_loaded_id_asks_nothing_and_a_bad_schema_stays_bad() {
+    let registry = ScriptedRegistry::new()
+        .answer(1, [Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned())])
+        .answer(5, [Answer::Schema("not json".to_owned())]);
+    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO);
+    decoder.load(SchemaId(1), &registry).await.expect("loads");
+    decoder
+        .recheck(SchemaId(1), &registry)
+        .await
+        .expect("loaded");
+    let err = decoder.load(SchemaId(5), &registry).await.expect_err("bad");
+    assert!(
+        matches!(err, CodecError::InvalidWriterSchema { .. }),
+        "{err:?}"
+    );
+    let err = decoder
+        .recheck(SchemaId(5), &registry)
+        .await
+        .expect_err("bad");
+    assert!(
+        matches!(err, CodecError::InvalidWriterSchema { .. }),
+        "{err:?}"
+    );
+    assert_eq!(registry.calls(), 2, "only a not-found is asked for again");
+}
+
 #[tokio::test]
 async fn decode_or_load_fetches_an_unknown_id_once() {
     let registry = ScriptedRegistry::new()

@@ -36,6 +36,12 @@ pub struct PipelineConfig {
     pub retry: RetryPolicy,
     /// How long a revoke or a shutdown waits for in-flight records before giving up on them.
     pub drain_timeout: Duration,
+    /// How long a record whose schema id the registry does not know is held back (the id asked
+    /// for again with backoff, as in a registry outage) before it is dead-lettered: a lagging
+    /// registry replica may not know yet an id another one gave out. After that the id counts
+    /// as unknown, without asking, for as long again, then is asked for anew. Zero: dead-letter
+    /// at once and remember the id as unknown until restart.
+    pub not_found_retry: Duration,
 }
 
 impl PipelineConfig {
@@ -52,6 +58,7 @@ impl PipelineConfig {
             },
             retry: RetryPolicy::default(),
             drain_timeout: Duration::from_secs(20),
+            not_found_retry: Duration::from_secs(5),
         }
     }
 }

@@ -103,7 +103,10 @@ where
         outputs: InFlightOutputs::default(),
         retries: BinaryHeap::new(),
         retry_seq: 0,
-        decoder: InputDecoder::new(),
+        decoder: match config.not_found_retry.is_zero() {
+            true => InputDecoder::new(),
+            false => InputDecoder::new().with_not_found_ttl(config.not_found_retry),
+        },
         snapshot,
         routed_counters: Vec::new(),
         unpublished_routed: 0,
@@ -565,7 +568,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     /// Loads the writer schema `schema_id` from the registry. Transient registry failures are
-    /// retried with backoff until they pass or shutdown is requested; only errors that are a
+    /// retried with backoff until they pass or shutdown is requested, and so is an id the
+    /// registry does not know, for `not_found_retry` (a lagging replica); only errors that are a
     /// property of the bytes come back as `Ok(Err(_))`.
     async fn load_writer_schema(
         &mut self,
@@ -573,11 +577,39 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Result<(), CodecError>, Interrupted> {
         let mut failures = 0;
+        let mut not_found_since: Option<Instant> = None;
         loop {
-            let loaded = self.decoder.load(schema_id, &self.registry).await;
+            let loaded = match not_found_since {
+                None => self.decoder.load(schema_id, &self.registry).await,
+                Some(_) => self.decoder.recheck(schema_id, &self.registry).await,
+            };
             self.batch_now_ms = self.clock.now_ms();
             match loaded {
-                Ok(()) => return Ok(Ok(())),
+                Ok(()) => {
+                    if let Some(since) = not_found_since {
+                        info!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id found in the registry after all; routing.");
+                    }
+                    return Ok(Ok(()));
+                }
+                Err(error @ CodecError::SchemaNotFound { .. })
+                    if !self.config.not_found_retry.is_zero() =>
+                {
+                    let since = *not_found_since.get_or_insert_with(Instant::now);
+                    let left = self.config.not_found_retry.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        warn!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id still unknown to the registry; dead-lettering.");
+                        return Ok(Err(error));
+                    }
+                    failures += 1;
+                    self.stats.registry_failures.fetch_add(1, Relaxed);
+                    self.heartbeat();
+                    let wait = self.config.retry.backoff(failures).min(left);
+                    warn!(schema_id = schema_id.0, retry_in = ?wait, "Schema id unknown to the registry (a lagging replica?); holding the record back and asking again.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
+                    }
+                }
                 // Only the bytes' own faults dead-letter; a registry that is down or refuses
                 // us (auth, config) holds the stream back instead.
                 Err(error) if !error.is_poison() => {

@@ -48,11 +48,14 @@ impl Clock for FixedClock {
     }
 }
 
-/// A registry that fails `failures` times before answering, to simulate an outage.
+/// A registry that fails `failures` times before answering, to simulate an outage, and answers
+/// "not found" to the next `not_found` schema-id lookups, like a lagging replica.
 #[derive(Debug, Default)]
 struct FlakyRegistry {
     inner: MemoryRegistry,
     failures: AtomicU32,
+    not_found: AtomicU32,
+    by_id_calls: AtomicU32,
 }
 
 impl FlakyRegistry {
@@ -78,7 +81,16 @@ impl SchemaRegistry for FlakyRegistry {
         self.inner.lookup(subject, schema).await
     }
     async fn schema_by_id(&self, id: SchemaId) -> Result<Arc<str>, RegistryError> {
+        self.by_id_calls.fetch_add(1, Relaxed);
         self.outage()?;
+        let lagging = self.not_found.load(Relaxed);
+        if lagging > 0 {
+            self.not_found.store(lagging - 1, Relaxed);
+            return Err(RegistryError::SchemaNotFound {
+                request: format!("GET /schemas/ids/{id}"),
+                message: "Schema not found".to_owned(),
+            });
+        }
         self.inner.schema_by_id(id).await
     }
     async fn latest(&self, subject: &str) -> Result<RegisteredSchema, RegistryError> {
@@ -286,7 +298,8 @@ fn tenant_headers() -> Vec<(String, Vec<u8>)> {
 #[tokio::test]
 async fn input_headers_reach_every_routed_copy_and_dead_letter_in_order() {
     let harness = start(Completion::AckImmediately, |config| {
-        config.max_record_bytes = 200
+        config.max_record_bytes = 200;
+        config.not_found_retry = Duration::ZERO;
     })
     .await;
     let with_headers = |mut record: InboundRecord| {
@@ -681,6 +694,69 @@ async fn registry_outage_holds_the_stream_instead_of_dead_lettering() {
     assert_eq!(harness.stats.registry_failures.load(Relaxed), 3);
     assert_eq!(harness.stats.dead_lettered_total(), 0);
     assert_eq!(harness.stats.routed.load(Relaxed), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn schema_id_a_lagging_registry_does_not_know_yet_is_held_back_then_routed() {
+    let harness = start(Completion::AckImmediately, |config| {
+        config.not_found_retry = Duration::from_secs(30);
+    })
+    .await;
+    harness.registry.not_found.store(3, Relaxed);
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "x"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "FINANCE", "y"))),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    assert_eq!(harness.stats.dead_lettered_total(), 0);
+    assert_eq!(harness.stats.routed.load(Relaxed), 2);
+    assert_eq!(
+        harness.registry.by_id_calls.load(Relaxed),
+        4,
+        "3 × not found, then found"
+    );
+    assert_eq!(harness.stats.registry_failures.load(Relaxed), 3);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn schema_id_unknown_for_the_whole_window_is_dead_lettered_and_remembered_for_a_while() {
+    let harness = start(Completion::AckImmediately, |config| {
+        config.not_found_retry = Duration::from_millis(1500);
+    })
+    .await;
+    harness.registry.not_found.store(u32::MAX, Relaxed);
+    let started = std::time::Instant::now();
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    harness.wait_sent(1).await;
+    let held = started.elapsed();
+    assert!(
+        held >= Duration::from_millis(1500),
+        "held back for the window: {held:?}"
+    );
+    let sent = harness.sink.sent();
+    assert_eq!(&*sent[0].record.topic, DLQ);
+    assert_eq!(
+        header(&sent[0].record, dead_letter_headers::REASON),
+        Some("undecodable")
+    );
+    let calls = harness.registry.by_id_calls.load(Relaxed);
+    assert!(calls > 1, "asked again while holding: {calls}");
+    // Right after the window, the same id is dead-lettered at once, without asking.
+    harness.source.push_records(vec![harness.record(
+        0,
+        1,
+        Some(harness.event("FINANCE", "FINANCE", "y")),
+    )]);
+    harness.wait_sent(2).await;
+    assert_eq!(&*harness.sink.sent()[1].record.topic, DLQ);
+    assert_eq!(harness.registry.by_id_calls.load(Relaxed), calls);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
     harness.stop().await;
 }
 
