@@ -5,15 +5,20 @@
 
 use avro_codec::{
     CachedRegistry, HttpSchemaRegistry, InputEncoder, OutputDecoder, RegistryClientConfig,
+    SchemaId, SchemaRegistry,
 };
-use kafka_adapters::{KafkaConfig, OutboundRecord, ReadUntil, TopicAdmin, TopicRecord, read_topic};
+use kafka_adapters::{
+    KafkaConfig, OutboundRecord, PartitionLag, ReadUntil, TopicAdmin, TopicRecord, read_topic,
+};
 use router_core::{ProcessorToConsumer, ProducerToProcessor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use test_support::{FAST_GROUP_PROPERTIES, Stack, create_topics, produce_and_wait, unique_name};
+use test_support::{
+    FAST_GROUP_PROPERTIES, Stack, TcpProxy, create_topics, produce_and_wait, unique_name,
+};
 
 pub const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
 pub const TENANTS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
@@ -112,9 +117,8 @@ impl World {
         let records = events
             .iter()
             .map(|event| {
-                let key = format!("{}-svc:{}", event.tenant.to_lowercase(), event.destination);
                 (
-                    Some(key.into_bytes()),
+                    Some(event_key(event)),
                     self.event_value(event.tenant, &event.destination, &event.id),
                 )
             })
@@ -326,6 +330,104 @@ impl World {
             .expect("committed positions")
     }
 
+    /// The broker's view of the group on every input partition: committed position and
+    /// watermarks.
+    pub async fn try_positions(&self) -> Result<Vec<PartitionLag>, kafka_adapters::AdapterError> {
+        kafka_adapters::kafka_admin(&self.kafka)?
+            .partition_lag(&self.group, &self.input)
+            .await
+    }
+
+    /// Like [`World::try_positions`], failing the test on an error.
+    pub async fn positions(&self) -> Vec<PartitionLag> {
+        self.try_positions()
+            .await
+            .unwrap_or_else(|error| panic!("group positions of {}: {error}", self.group))
+    }
+
+    /// Waits until the group committed the end of every input partition (so every output of every
+    /// input record was acknowledged) and returns those ends. A failed query (a broker coming
+    /// back) is asked again. Panics after `timeout` with the positions and `context()`.
+    pub async fn wait_fully_committed(
+        &self,
+        timeout: Duration,
+        context: impl Fn() -> String,
+    ) -> BTreeMap<i32, i64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let positions = self.try_positions().await;
+            if let Ok(positions) = &positions
+                && positions
+                    .iter()
+                    .all(|position| position.committed.unwrap_or(0) == position.high_watermark)
+            {
+                return positions
+                    .iter()
+                    .map(|position| (position.partition, position.high_watermark))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "group {} did not commit the end of {} within {timeout:?}; last positions: {positions:?}\n{}",
+                self.group,
+                self.input,
+                context()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every routed record of every output topic as it is now, read once.
+    pub async fn routed_now(&self) -> Vec<(&'static str, ProcessorToConsumer, String)> {
+        self.routed(0).await
+    }
+
+    /// The subject of the input topic's values (TopicNameStrategy).
+    pub fn input_subject(&self) -> String {
+        format!("{}-value", self.input)
+    }
+
+    /// Registers [`input_schema_v2`] under the input subject and returns its id.
+    pub async fn register_input_v2(&self) -> SchemaId {
+        self.registry
+            .register(&self.input_subject(), &input_schema_v2())
+            .await
+            .unwrap_or_else(|error| panic!("v2 of the input schema refused: {error}"))
+    }
+
+    /// The input record of `event`, as [`World::produce`] writes it.
+    pub fn input_record(&self, event: &SentEvent) -> ProducerToProcessor {
+        ProducerToProcessor {
+            origin_service_id: format!("{}-svc", event.tenant.to_lowercase()),
+            origin_service_type: event.tenant.to_owned(),
+            destination_service_type: event.destination.clone(),
+            event_timestamp: now_ms(),
+            payload: format!("dummy-payload {}", event.id),
+        }
+    }
+
+    /// Produces `events` written with [`input_schema_v2`] (id `schema_id`), each with the
+    /// `trace_id` that `trace` gives it, and waits for every acknowledgement.
+    pub async fn produce_v2(
+        &self,
+        schema_id: SchemaId,
+        events: &[SentEvent],
+        trace: impl Fn(&SentEvent) -> Option<String>,
+    ) {
+        let records = events
+            .iter()
+            .map(|event| {
+                let value = encode_input_v2(
+                    schema_id,
+                    &self.input_record(event),
+                    trace(event).as_deref(),
+                );
+                (Some(event_key(event)), value)
+            })
+            .collect();
+        self.produce_raw(records).await;
+    }
+
     /// Input records per partition (the position a fully committed group has).
     pub async fn input_ends(&self) -> BTreeMap<i32, i64> {
         let mut ends = BTreeMap::new();
@@ -407,6 +509,110 @@ impl Processor {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+impl Processor {
+    /// Whether the process is still running: it neither exited nor was killed.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("wait").is_none(),
+            None => false,
+        }
+    }
+
+    /// How many times the log says the processor started (a supervisor restart would add one).
+    pub fn starts_logged(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("Event processor starting."))
+            .count()
+    }
+}
+
+/// The key [`World::produce`] gives `event`: its tenant's service id and its destination.
+pub fn event_key(event: &SentEvent) -> Vec<u8> {
+    format!("{}-svc:{}", event.tenant.to_lowercase(), event.destination).into_bytes()
+}
+
+/// Version 2 of the input schema: `schemas/producer.to.processor.avsc` plus an optional
+/// `trace_id` (default null), a BACKWARD-compatible change. The field sits between
+/// `destination_service_type` and `event_timestamp`, so a reader that ignored the writer schema
+/// would misread every field after it.
+pub fn input_schema_v2() -> String {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(avro_codec::PRODUCER_TO_PROCESSOR_SCHEMA).expect("schema is JSON");
+    let fields = schema["fields"].as_array_mut().expect("a record's fields");
+    let after = fields
+        .iter()
+        .position(|field| field["name"] == "destination_service_type")
+        .expect("destination_service_type field");
+    fields.insert(
+        after + 1,
+        serde_json::json!({
+            "name": "trace_id",
+            "type": ["null", "string"],
+            "default": null,
+            "doc": "Trace the event belongs to (added in v2)."
+        }),
+    );
+    schema.to_string()
+}
+
+/// `record` written with [`input_schema_v2`] and framed with `schema_id`, encoded here from the
+/// Avro specification (zig-zag varints, length-prefixed strings, union branch index), not with
+/// the codec under test.
+pub fn encode_input_v2(
+    schema_id: SchemaId,
+    record: &ProducerToProcessor,
+    trace_id: Option<&str>,
+) -> Vec<u8> {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&schema_id.0.to_be_bytes());
+    avro_string(&mut out, &record.origin_service_id);
+    avro_string(&mut out, &record.origin_service_type);
+    avro_string(&mut out, &record.destination_service_type);
+    match trace_id {
+        None => avro_long(&mut out, 0),
+        Some(trace_id) => {
+            avro_long(&mut out, 1);
+            avro_string(&mut out, trace_id);
+        }
+    }
+    avro_long(&mut out, record.event_timestamp);
+    avro_string(&mut out, &record.payload);
+    out
+}
+
+fn avro_long(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
+}
+
+fn avro_string(out: &mut Vec<u8>, text: &str) {
+    avro_long(out, text.len() as i64);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// A proxy to the registry at `url` (`http://host:port/path`) and the URL that goes through it,
+/// so a test can take the registry away from its processor without stopping it for every other
+/// test.
+pub async fn registry_behind_proxy(url: &str) -> (TcpProxy, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("an http:// registry URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let upstream = tokio::net::lookup_host(authority)
+        .await
+        .expect("registry address resolves")
+        .next()
+        .expect("registry address");
+    let proxy = TcpProxy::start(upstream).await.expect("proxy starts");
+    let proxied = format!("http://{}/{path}", proxy.addr());
+    (proxy, proxied)
 }
 
 /// One scrape of `/metrics`: sample name with its labels (as printed) → value.
