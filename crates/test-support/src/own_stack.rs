@@ -20,6 +20,8 @@ pub struct OwnBroker {
     broker: KafkaBroker,
     tools: Tools,
     dir: PathBuf,
+    /// Client and controller port.
+    ports: [u16; 2],
 }
 
 impl OwnBroker {
@@ -36,8 +38,18 @@ impl OwnBroker {
             Tools::ensure().unwrap_or_else(|error| panic!("Kafka is not available: {error:#}"));
         let dir = scratch_dir(&format!("broker-{name}"));
         let (port, controller_port) = two_free_ports();
-        let broker = KafkaBroker::new(&dir, port, controller_port);
-        let own = Self { broker, tools, dir };
+        // After a crash the controller refuses the restarted broker's registration until the
+        // session of the killed one expired (9 s by default): heartbeats every 0.5 s and a 3 s
+        // session make a restart take a few seconds instead of twelve.
+        let broker = KafkaBroker::new(&dir, port, controller_port)
+            .with_property("broker.heartbeat.interval.ms", "500")
+            .with_property("broker.session.timeout.ms", "3000");
+        let own = Self {
+            broker,
+            tools,
+            dir,
+            ports: [port, controller_port],
+        };
         own.start_and_wait("the test's own broker did not start");
         own
     }
@@ -57,10 +69,11 @@ impl OwnBroker {
             .unwrap_or_else(|error| panic!("creating topics failed: {error:#}"));
     }
 
-    /// SIGKILLs the broker, as a crash would, and returns once it is gone.
+    /// SIGKILLs the broker, as a crash would, and returns once it is gone: its ports are free
+    /// again.
     ///
     /// # Panics
-    /// When it was not running or survives the signal.
+    /// When it was not running, survives the signal or its ports stay taken.
     pub fn kill(&self) {
         let was_running = self
             .broker
@@ -70,6 +83,21 @@ impl OwnBroker {
             was_running,
             "the broker was not running when the test killed it"
         );
+        // The JVM's main thread shows as a zombie (which is what `kill` waits for) while its
+        // other threads still exit, and until the last of them is gone the process keeps its
+        // listening sockets: a restart at once then finds its own ports "in use".
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Some(port) = self
+            .ports
+            .iter()
+            .find(|port| TcpListener::bind(("127.0.0.1", **port)).is_err())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "port {port} is still taken 30 s after the broker was killed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts the broker again on the same ports and data, and returns once it answers requests
