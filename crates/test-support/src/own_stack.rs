@@ -34,6 +34,18 @@ impl OwnBroker {
     /// # Panics
     /// When Kafka cannot be fetched or the broker does not start.
     pub fn start(name: &str) -> Self {
+        let own = Self::prepare(name);
+        own.start_and_wait("the test's own broker did not start");
+        own
+    }
+
+    /// Like [`OwnBroker::start`], but does not start the broker yet: its ports are picked (and
+    /// [`OwnBroker::bootstrap`] known) so a test can start a client before the broker, then
+    /// [`OwnBroker::launch`] it. Nothing listens on the ports meanwhile.
+    ///
+    /// # Panics
+    /// When Kafka cannot be fetched.
+    pub fn prepare(name: &str) -> Self {
         let tools =
             Tools::ensure().unwrap_or_else(|error| panic!("Kafka is not available: {error:#}"));
         let dir = scratch_dir(&format!("broker-{name}"));
@@ -44,14 +56,21 @@ impl OwnBroker {
         let broker = KafkaBroker::new(&dir, port, controller_port)
             .with_property("broker.heartbeat.interval.ms", "500")
             .with_property("broker.session.timeout.ms", "3000");
-        let own = Self {
+        Self {
             broker,
             tools,
             dir,
             ports: [port, controller_port],
-        };
-        own.start_and_wait("the test's own broker did not start");
-        own
+        }
+    }
+
+    /// Starts a broker made by [`OwnBroker::prepare`] (formatting it) and returns once it answers
+    /// requests. Blocks like [`OwnBroker::start`].
+    ///
+    /// # Panics
+    /// When the broker does not start.
+    pub fn launch(&self) {
+        self.start_and_wait("the test's own broker did not start");
     }
 
     /// `bootstrap.servers` for clients.
