@@ -50,7 +50,8 @@ pub struct RegistryClientConfig {
     pub timeout: Duration,
     /// Attempts after the first one, for timeouts, connection errors, 5xx and 429 answers.
     pub max_retries: u32,
-    /// Wait before the first retry; doubles on each further retry, up to 5 s.
+    /// Wait before the first retry; doubles on each further retry, up to 5 s. Each wait is
+    /// jittered to between half of that and all of it, so clients do not retry in lockstep.
     pub initial_backoff: Duration,
     /// Basic-auth user and password.
     pub basic_auth: Option<(String, String)>,
@@ -136,7 +137,7 @@ impl fmt::Debug for RegistryClientConfig {
 
 /// A client of a Confluent-compatible schema registry.
 ///
-/// Each request is retried with exponential backoff on timeouts, connection errors, 5xx and 429
+/// Each request is retried with jittered exponential backoff on timeouts, connection errors, 5xx and 429
 /// answers, at most [`max_retries`](RegistryClientConfig::max_retries) times; 4xx answers are
 /// final and mapped to typed [`RegistryError`]s from the body's `error_code`. Cheap to clone
 /// (connection pool shared). Wrap it in [`CachedRegistry`](crate::CachedRegistry) for the hot
@@ -375,10 +376,30 @@ impl HttpSchemaRegistry {
         }
     }
 
+    /// The wait after failed attempt number `attempts`: "equal jitter" below
+    /// [`backoff_ceiling`](Self::backoff_ceiling), so that instances which failed together (a
+    /// registry restart) do not retry in lockstep, yet each waits at least half the ceiling.
     fn backoff(&self, attempts: u32) -> Duration {
+        equal_jitter(self.backoff_ceiling(attempts), rand::random::<f64>())
+    }
+
+    /// `initial_backoff` doubled per earlier failed attempt, at most [`MAX_BACKOFF`].
+    fn backoff_ceiling(&self, attempts: u32) -> Duration {
         let factor = 1u32 << attempts.saturating_sub(1).min(16);
         self.initial_backoff.saturating_mul(factor).min(MAX_BACKOFF)
     }
+}
+
+/// Half of `ceiling` plus `unit` (a number in `[0, 1)`, clamped into it) times the other half:
+/// always between `ceiling / 2` and `ceiling`.
+fn equal_jitter(ceiling: Duration, unit: f64) -> Duration {
+    let half = ceiling / 2;
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    half + (ceiling - half).mul_f64(unit)
 }
 
 async fn send(builder: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
@@ -631,16 +652,54 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_a_cap() {
+    fn backoff_ceiling_doubles_up_to_a_cap() {
         let registry = HttpSchemaRegistry::new(
             RegistryClientConfig::new("http://host")
                 .with_initial_backoff(Duration::from_millis(100)),
         )
         .expect("valid config");
-        assert_eq!(registry.backoff(1), Duration::from_millis(100));
-        assert_eq!(registry.backoff(2), Duration::from_millis(200));
-        assert_eq!(registry.backoff(3), Duration::from_millis(400));
-        assert_eq!(registry.backoff(40), MAX_BACKOFF);
+        assert_eq!(registry.backoff_ceiling(1), Duration::from_millis(100));
+        assert_eq!(registry.backoff_ceiling(2), Duration::from_millis(200));
+        assert_eq!(registry.backoff_ceiling(3), Duration::from_millis(400));
+        assert_eq!(registry.backoff_ceiling(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn equal_jitter_stays_between_half_the_ceiling_and_the_ceiling() {
+        let ceiling = Duration::from_millis(400);
+        assert_eq!(equal_jitter(ceiling, 0.0), Duration::from_millis(200));
+        assert_eq!(equal_jitter(ceiling, 0.5), Duration::from_millis(300));
+        assert!(equal_jitter(ceiling, 0.999_999) <= ceiling);
+        // Out-of-range units are clamped, never outside the bounds.
+        assert_eq!(equal_jitter(ceiling, -3.0), Duration::from_millis(200));
+        assert_eq!(equal_jitter(ceiling, 7.0), ceiling);
+        assert_eq!(equal_jitter(ceiling, f64::NAN), Duration::from_millis(200));
+        assert_eq!(equal_jitter(Duration::ZERO, 0.7), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_is_jittered_within_its_bounds() {
+        let registry = HttpSchemaRegistry::new(
+            RegistryClientConfig::new("http://host")
+                .with_initial_backoff(Duration::from_millis(100)),
+        )
+        .expect("valid config");
+        for attempts in [1, 2, 3, 10, 40] {
+            let ceiling = registry.backoff_ceiling(attempts);
+            let waits: Vec<Duration> = (0..200).map(|_| registry.backoff(attempts)).collect();
+            for wait in &waits {
+                assert!(
+                    *wait >= ceiling / 2 && *wait <= ceiling,
+                    "attempt {attempts}: {wait:?} outside [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
+            }
+            // 200 draws from a continuous range: equal ones would mean no jitter at all.
+            assert!(
+                waits.iter().any(|wait| *wait != waits[0]),
+                "attempt {attempts}: no jitter in {waits:?}"
+            );
+        }
     }
 
     #[test]
