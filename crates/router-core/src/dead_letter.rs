@@ -48,17 +48,27 @@ pub enum DeadLetterReason {
     },
     /// The record has no value (a null value or tombstone).
     MissingValue,
+    /// The broker (or the producer's own checks) permanently refused the output record routed
+    /// for this event to one output topic: the topic is missing or not writable, or the record
+    /// is too large or invalid for it. The other outputs of the event are routed as usual.
+    Refused {
+        /// The output topic that refused the record.
+        topic: String,
+        /// The broker's or the producer's error text.
+        error: String,
+    },
 }
 
 impl DeadLetterReason {
     /// Every value [`code`](Self::code) can return, e.g. to pre-register metric labels.
-    pub const CODES: [&'static str; 6] = [
+    pub const CODES: [&'static str; 7] = [
         "unknown-destination",
         "unauthorized",
         "undecodable",
         "schema-mismatch",
         "too-large",
         "missing-value",
+        "refused",
     ];
 
     /// Stable machine code, the value of the DLQ `reason` header. Codes never change meaning;
@@ -71,6 +81,7 @@ impl DeadLetterReason {
             Self::SchemaMismatch { .. } => "schema-mismatch",
             Self::TooLarge { .. } => "too-large",
             Self::MissingValue => "missing-value",
+            Self::Refused { .. } => "refused",
         }
     }
 }
@@ -102,9 +113,14 @@ impl fmt::Display for DeadLetterReason {
             ),
             Self::TooLarge { size, limit } => write!(
                 f,
-                "the record value is {size} bytes, over the limit of {limit} bytes"
+                "the record (key, headers and value) is {size} bytes, over the limit of {limit} \
+                 bytes"
             ),
             Self::MissingValue => f.write_str("the record has no value (null or tombstone)"),
+            Self::Refused { topic, error } => write!(
+                f,
+                "output refused by the broker for topic `{topic}`: {error}"
+            ),
         }
     }
 }
@@ -113,7 +129,7 @@ impl fmt::Display for DeadLetterReason {
 mod tests {
     use super::*;
 
-    fn one_of_each() -> [DeadLetterReason; 6] {
+    fn one_of_each() -> [DeadLetterReason; 7] {
         [
             DeadLetterReason::UnknownDestination {
                 destination: "SALES".to_owned(),
@@ -132,6 +148,10 @@ mod tests {
             },
             DeadLetterReason::TooLarge { size: 10, limit: 5 },
             DeadLetterReason::MissingValue,
+            DeadLetterReason::Refused {
+                topic: "processor.to.finance".to_owned(),
+                error: "Broker: Topic authorization failed".to_owned(),
+            },
         ]
     }
 
@@ -150,6 +170,7 @@ mod tests {
             mismatch,
             too_large,
             missing,
+            refused,
         ] = one_of_each().map(|reason| reason.to_string());
         assert!(unknown.contains("`SALES`"), "{unknown}");
         assert!(unauthorized.contains("`svc-9`") && unauthorized.contains("`MARKETING`"));
@@ -157,5 +178,10 @@ mod tests {
         assert!(mismatch.contains("id 7") && mismatch.contains("missing field"));
         assert!(too_large.contains("10 bytes") && too_large.contains("5 bytes"));
         assert!(missing.contains("no value"));
+        assert!(
+            refused.contains("`processor.to.finance`")
+                && refused.contains("Broker: Topic authorization failed"),
+            "{refused}"
+        );
     }
 }
