@@ -223,6 +223,34 @@ impl AdapterError {
         }
     }
 
+    /// Whether this error refuses one record for good while other records may well pass: the
+    /// output topic is missing or not writable, or the record is too large or invalid for it
+    /// (see [`is_record_refusal_code`]). Other errors that are not retriable (configuration,
+    /// cluster authorization, a fenced producer) concern every record and are not refusals.
+    /// An injected failure that is not retriable counts as a refusal.
+    pub fn refuses_record(&self) -> bool {
+        match self {
+            Self::Enqueue { code, .. } | Self::Delivery { code, .. } => {
+                is_record_refusal_code(*code)
+            }
+            Self::Injected { retriable, .. } => !retriable,
+            _ => false,
+        }
+    }
+
+    /// Whether the record was refused for its size (by the producer's `message.max.bytes` or
+    /// the broker's `max.message.bytes` of the topic).
+    pub fn is_record_too_large(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::MessageBatchTooLarge
+                    | RDKafkaErrorCode::InvalidMessageSize
+            )
+        )
+    }
+
     /// The Kafka error code behind this error, if there is one.
     pub fn code(&self) -> Option<KafkaErrorCode> {
         match self {
@@ -284,6 +312,32 @@ pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
             | C::PreferredLeaderNotAvailable
             | C::UnstableOffsetCommit
             | C::ThrottlingQuotaExceeded
+            // Another record of the same batch was invalid; this one was not written but is fine.
+            | C::InvalidDifferentRecord
+    )
+}
+
+/// Whether a produce error with `code` refuses that one record for good: sending it again
+/// fails again, while other records (to other topics, or smaller) may pass.
+///
+/// The output topic does not exist (librdkafka reports that only after the topic stayed missing
+/// for `topic.metadata.propagation.max.ms`) or is not writable for this client, or the record
+/// is too large (the producer's `message.max.bytes`, the topic's `max.message.bytes`), invalid
+/// (e.g. a compacted topic and no key) or has a timestamp the topic does not accept.
+pub fn is_record_refusal_code(code: KafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::UnknownTopic
+            | C::UnknownTopicOrPartition
+            | C::UnknownPartition
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::MessageSizeTooLarge
+            | C::MessageBatchTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidRecord
+            | C::InvalidTimestamp
     )
 }
 
@@ -358,6 +412,41 @@ mod tests {
         ] {
             assert!(!is_retriable_code(code), "{code:?}");
         }
+    }
+
+    #[test]
+    fn refusals_are_the_record_permanent_errors_only() {
+        let refused = |code| AdapterError::Delivery {
+            topic: Arc::from("out"),
+            partition: None,
+            code,
+        };
+        for code in [
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
+            assert!(refused(code).refuses_record(), "{code:?}");
+            assert!(!is_retriable_code(code), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::ClusterAuthorizationFailed,
+            RDKafkaErrorCode::Fatal,
+            RDKafkaErrorCode::InvalidDifferentRecord,
+        ] {
+            assert!(!refused(code).refuses_record(), "{code:?}");
+        }
+        assert!(is_retriable_code(RDKafkaErrorCode::InvalidDifferentRecord));
+        assert!(refused(RDKafkaErrorCode::MessageSizeTooLarge).is_record_too_large());
+        assert!(!refused(RDKafkaErrorCode::UnknownTopic).is_record_too_large());
+        let enqueue = AdapterError::Enqueue {
+            topic: Arc::from("out"),
+            code: RDKafkaErrorCode::MessageSizeTooLarge,
+        };
+        assert!(enqueue.refuses_record() && enqueue.is_record_too_large());
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use config::{
     ConsumerSettings, KafkaConfig, LIBRDKAFKA_MAX_POLL_INTERVAL_MS, LIBRDKAFKA_MESSAGE_MAX_BYTES,
 };
 pub use consumer::{KafkaOffsetCommitter, KafkaRecordSource, kafka_consumer};
-pub use error::{AdapterError, KafkaErrorCode, is_retriable_code};
+pub use error::{AdapterError, KafkaErrorCode, is_record_refusal_code, is_retriable_code};
 pub use producer::{KafkaRecordSink, kafka_producer};
 pub use reader::{ReadUntil, TopicRecord, read_topic};
 pub use traits::{OffsetCommitter, RecordSink, RecordSource, RevokeReply, SourceEvent, TopicAdmin};

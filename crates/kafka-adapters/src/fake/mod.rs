@@ -7,7 +7,7 @@
 //!   answer to a revoke through [`PendingRevoke`].
 //! - [`FakeSink`]: records what was sent and controls completion: acknowledge at once or hold
 //!   records until acknowledged or failed one by one, fail the next records or records
-//!   matching a rule (retriable or not), reject sends with "queue full".
+//!   matching a rule (retriable or not, or with a given Kafka error code), reject sends with "queue full".
 //! - [`FakeCommitter`]: records commits, can fail the next ones, and can be awaited.
 
 mod committer;

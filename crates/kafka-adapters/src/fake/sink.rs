@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::lock;
-use crate::error::{AdapterError, KafkaErrorCode};
+use crate::error::{AdapterError, KafkaErrorCode, is_retriable_code};
 use crate::traits::RecordSink;
 use crate::types::SendRejected;
 use crate::types::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag, OutboundRecord};
@@ -34,6 +34,15 @@ pub struct SentRecord {
 
 type FailureRule = Box<dyn Fn(&OutboundRecord) -> bool + Send + Sync>;
 
+/// How a failing delivery is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// [`AdapterError::Injected`], retriable or not.
+    Injected(bool),
+    /// [`AdapterError::Delivery`] with this code, retriable as the real producer says.
+    Code(KafkaErrorCode),
+}
+
 /// A [`RecordSink`] that reports deliveries on the channel given to [`FakeSink::new`], as the
 /// real producer does. Delivered records land on partition 0 at consecutive offsets per topic.
 #[derive(Clone)]
@@ -50,8 +59,8 @@ struct SinkState {
     held: Vec<SentRecord>,
     next_offsets: HashMap<Arc<str>, i64>,
     queue_full_next: usize,
-    fail_next: VecDeque<bool>,
-    rules: Vec<(FailureRule, bool)>,
+    fail_next: VecDeque<Failure>,
+    rules: Vec<(FailureRule, Failure)>,
 }
 
 impl std::fmt::Debug for FakeSink {
@@ -97,7 +106,7 @@ impl FakeSink {
     pub fn fail_next(&self, count: usize, retriable: bool) {
         lock(&self.state)
             .fail_next
-            .extend(std::iter::repeat_n(retriable, count));
+            .extend(std::iter::repeat_n(Failure::Injected(retriable), count));
     }
 
     /// Fails the delivery of every later record matching `rule`, until
@@ -107,7 +116,23 @@ impl FakeSink {
         rule: impl Fn(&OutboundRecord) -> bool + Send + Sync + 'static,
         retriable: bool,
     ) {
-        lock(&self.state).rules.push((Box::new(rule), retriable));
+        lock(&self.state)
+            .rules
+            .push((Box::new(rule), Failure::Injected(retriable)));
+    }
+
+    /// Fails the delivery of every later record matching `rule` as the real producer would
+    /// with `code` ([`AdapterError::Delivery`], retriable as
+    /// [`is_retriable_code`](crate::is_retriable_code) says), until
+    /// [`clear_failure_rules`](Self::clear_failure_rules).
+    pub fn fail_records_with_code(
+        &self,
+        rule: impl Fn(&OutboundRecord) -> bool + Send + Sync + 'static,
+        code: KafkaErrorCode,
+    ) {
+        lock(&self.state)
+            .rules
+            .push((Box::new(rule), Failure::Code(code)));
     }
 
     /// Removes the rules added by [`fail_records_where`](Self::fail_records_where).
@@ -132,7 +157,7 @@ impl FakeSink {
 
     /// Fails the held record with `tag`; false when no such record is held.
     pub fn fail(&self, tag: DeliveryTag, retriable: bool) -> bool {
-        self.complete(tag, Some(retriable))
+        self.complete(tag, Some(Failure::Injected(retriable)))
     }
 
     /// Delivers every held record in send order; returns how many.
@@ -141,7 +166,7 @@ impl FakeSink {
         tags.into_iter().filter(|tag| self.ack(*tag)).count()
     }
 
-    fn complete(&self, tag: DeliveryTag, failure: Option<bool>) -> bool {
+    fn complete(&self, tag: DeliveryTag, failure: Option<Failure>) -> bool {
         let report = {
             let mut state = lock(&self.state);
             let Some(index) = state.held.iter().position(|held| held.tag == tag) else {
@@ -162,7 +187,7 @@ impl FakeSink {
 }
 
 impl SinkState {
-    fn report(&mut self, sent: SentRecord, failure: Option<bool>) -> DeliveryReport {
+    fn report(&mut self, sent: SentRecord, failure: Option<Failure>) -> DeliveryReport {
         let SentRecord { tag, record } = sent;
         let result = match failure {
             None => {
@@ -177,7 +202,7 @@ impl SinkState {
                     offset,
                 })
             }
-            Some(retriable) => Err(DeliveryFailure {
+            Some(Failure::Injected(retriable)) => Err(DeliveryFailure {
                 error: AdapterError::Injected {
                     what: format!("delivery of tag {tag} to topic `{}`", record.topic),
                     retriable,
@@ -185,18 +210,27 @@ impl SinkState {
                 record,
                 retriable,
             }),
+            Some(Failure::Code(code)) => Err(DeliveryFailure {
+                error: AdapterError::Delivery {
+                    topic: Arc::clone(&record.topic),
+                    partition: None,
+                    code,
+                },
+                record,
+                retriable: is_retriable_code(code),
+            }),
         };
         DeliveryReport { tag, result }
     }
 
-    fn failure_for(&mut self, record: &OutboundRecord) -> Option<bool> {
-        if let Some(retriable) = self.fail_next.pop_front() {
-            return Some(retriable);
+    fn failure_for(&mut self, record: &OutboundRecord) -> Option<Failure> {
+        if let Some(failure) = self.fail_next.pop_front() {
+            return Some(failure);
         }
         self.rules
             .iter()
             .find(|(rule, _)| rule(record))
-            .map(|(_, retriable)| *retriable)
+            .map(|(_, failure)| *failure)
     }
 }
 
@@ -219,7 +253,7 @@ impl RecordSink for FakeSink {
             let sent = SentRecord { tag, record };
             state.sent.push(sent.clone());
             match (state.failure_for(&sent.record), state.completion) {
-                (Some(retriable), _) => state.report(sent, Some(retriable)),
+                (Some(failure), _) => state.report(sent, Some(failure)),
                 (None, Completion::AckImmediately) => state.report(sent, None),
                 (None, Completion::Hold) => {
                     state.held.push(sent);
@@ -337,6 +371,25 @@ mod tests {
         sink.clear_failure_rules();
         sink.send(record("poison", b"4"), 4).expect("accepted");
         assert!(received.try_recv().expect("reported").result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn failures_with_a_code_look_like_the_real_producers() {
+        let (reports, mut received) = mpsc::unbounded_channel();
+        let sink = FakeSink::new(reports);
+        sink.fail_records_with_code(
+            |record| &*record.topic == "big",
+            KafkaErrorCode::MessageSizeTooLarge,
+        );
+        sink.send(record("big", b"1"), 1).expect("accepted");
+        let failure = received
+            .try_recv()
+            .expect("reported")
+            .result
+            .expect_err("failed");
+        assert!(!failure.retriable);
+        assert!(failure.error.refuses_record());
+        assert!(failure.error.is_record_too_large());
     }
 
     #[tokio::test]
