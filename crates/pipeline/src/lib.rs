@@ -13,7 +13,7 @@ mod pipeline;
 mod routing;
 mod stats;
 
-pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy};
+pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy, record_bytes};
 pub use dead_letter::headers as dead_letter_headers;
 pub use pipeline::{PipelineParts, RunSummary, run};
 pub use routing::RoutingSnapshot;

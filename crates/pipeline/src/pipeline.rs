@@ -9,14 +9,23 @@
 //! # Limits
 //! - Duplicates are possible: after a crash, a failed drain, or a revoke that timed out, records
 //!   delivered but not yet committed are read and routed again.
-//! - A record whose output keeps failing is retried forever (and reported as stuck); its partition
-//!   stops committing behind it rather than skipping it.
+//! - A produce error decides what happens to the output (see [`Core::on_refused`]):
+//!   - transient (timeouts, leadership moves, brokers down): retried with jittered exponential
+//!     backoff, forever; past the retry budget it is reported as stuck and its partition stops
+//!     committing behind it rather than skipping it;
+//!   - a refusal of this one record (output topic missing or not writable, record too large or
+//!     invalid): the routed output is replaced by a dead-letter copy of the input (reason
+//!     `refused`, with `dlq.output.topic`); the input completes once that copy is acknowledged.
+//!     The other outputs of a fan-out are routed as usual;
+//!   - a dead-letter copy refused as too large is replaced by a record without the value
+//!     (`dlq.value.omitted`, its size and SHA-256); a dead-letter copy refused otherwise (the
+//!     dead-letter topic missing or not writable) is retried as transient: it is never dropped.
 //! - The loop is one task; a schema id seen for the first time is fetched inline, and a registry
 //!   outage pauses reading (never dead-letters good events).
 
-use crate::config::PipelineConfig;
-use crate::dead_letter::dead_letter_record;
-use crate::in_flight::{InFlightOutputs, OutputSlot};
+use crate::config::{PipelineConfig, record_bytes};
+use crate::dead_letter::{dead_letter_record, refused_dead_letter_record, value_omitted_record};
+use crate::in_flight::{InFlightInputs, InFlightOutputs, InputSlot, OutputSlot};
 use crate::routing::RoutingSnapshot;
 use crate::stats::{PipelineStats, UnpublishedLatency};
 use crate::{Clock, PipelineError};
@@ -25,7 +34,7 @@ use kafka_adapters::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
-use offset_tracker::{Commit, OffsetTracker};
+use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
 use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -101,6 +110,7 @@ where
     let mut core = Core {
         tracker: OffsetTracker::new(config.commit_policy, Duration::ZERO),
         outputs: InFlightOutputs::default(),
+        inputs: InFlightInputs::default(),
         retries: BinaryHeap::new(),
         retry_seq: 0,
         decoder: match config.not_found_retry.is_zero() {
@@ -219,6 +229,8 @@ impl Ord for PendingRetry {
 struct Core<K, C, R> {
     tracker: OffsetTracker,
     outputs: InFlightOutputs,
+    /// Values of inputs with routed outputs in flight, for dead-lettering a refused one.
+    inputs: InFlightInputs,
     retries: BinaryHeap<Reverse<PendingRetry>>,
     retry_seq: u64,
     decoder: InputDecoder,
@@ -424,6 +436,18 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 return Err(Interrupted);
             }
         };
+        // Routed outputs keep the input's value (moved, not copied) until they are acknowledged,
+        // so that one the broker refuses can be dead-lettered with the original bytes.
+        let input = match plan.event_timestamp_ms {
+            Some(_) => Some(self.inputs.insert(InputSlot {
+                topic: Arc::clone(&record.topic),
+                partition: record.partition,
+                offset: record.offset,
+                value: record.payload.take().unwrap_or_default(),
+                outputs: plan.outputs.len() as u32,
+            })),
+            None => None,
+        };
         for (output, dead_letter_code) in plan.outputs.drain(..) {
             let routed_counter = match dead_letter_code {
                 None => self.routed_counter(&output.topic),
@@ -435,6 +459,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 routed_counter,
                 failures: 0,
                 event_timestamp_ms: plan.event_timestamp_ms,
+                input: dead_letter_code.is_none().then_some(input).flatten(),
+                value_omitted: false,
             });
             self.send(output, tag);
         }
@@ -450,9 +476,11 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         let Some(value) = record.payload.as_deref() else {
             return Ok(self.dead_letter_plan(record, &DeadLetterReason::MissingValue, None));
         };
-        if value.len() > self.config.max_record_bytes {
+        // One size rule for everything the outputs carry: key, headers and value.
+        let size = record_bytes(record.key.as_deref(), &record.headers, value.len());
+        if size > self.config.max_record_bytes {
             let reason = DeadLetterReason::TooLarge {
-                size: value.len(),
+                size,
                 limit: self.config.max_record_bytes,
             };
             return Ok(self.dead_letter_plan(record, &reason, None));
@@ -603,7 +631,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     failures += 1;
                     self.stats.registry_failures.fetch_add(1, Relaxed);
                     self.heartbeat();
-                    let wait = self.config.retry.backoff(failures).min(left);
+                    let wait = self.config.retry.jittered_backoff(failures).min(left);
                     warn!(schema_id = schema_id.0, retry_in = ?wait, "Schema id unknown to the registry (a lagging replica?); holding the record back and asking again.");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -617,7 +645,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     self.stats.registry_failures.fetch_add(1, Relaxed);
                     // Waiting out a registry outage is the loop doing its job: stay live.
                     self.heartbeat();
-                    let wait = self.config.retry.backoff(failures);
+                    let wait = self.config.retry.jittered_backoff(failures);
                     warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -639,7 +667,13 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         {
             if queue_full {
                 self.schedule_retry(tag, record, QUEUE_FULL_BACKOFF);
+            } else if error.refuses_record() {
+                self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
+                self.on_refused(tag, record, &error);
             } else {
+                if !error.is_retriable() {
+                    self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
+                }
                 warn!(%error, "Producer refused a record; retrying.");
                 self.on_failed_attempt(tag, record);
             }
@@ -658,6 +692,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 };
                 if slot.failures >= self.config.retry.budget {
                     self.stats.stuck_records.fetch_sub(1, Relaxed);
+                }
+                if let Some(input) = slot.input {
+                    self.inputs.release(input);
                 }
                 match slot.dead_letter_code {
                     None => {
@@ -684,13 +721,147 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 if !failure.retriable {
                     self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
                 }
-                self.on_failed_attempt(report.tag, failure.record);
+                if failure.error.refuses_record() {
+                    self.on_refused(report.tag, failure.record, &failure.error);
+                } else {
+                    self.on_failed_attempt(report.tag, failure.record);
+                }
             }
         }
     }
 
-    /// A produce attempt failed: retry with backoff, forever. Past the budget the record counts as
-    /// stuck and is marked failed in the tracker, so its partition cannot commit past it.
+    /// The broker (or the producer) refused `record` for good with `error`:
+    ///
+    /// - a routed output is replaced by a dead-letter copy of its input (reason `refused`, the
+    ///   broker's error in `dlq.error`, the refusing topic in `dlq.output.topic`); the other
+    ///   outputs of the same input are left alone, so a fan-out routes to every destination
+    ///   that takes the record and dead-letters one copy per destination that refuses it;
+    /// - a dead-letter copy refused as too large is replaced by the same record without its
+    ///   value (`dlq.value.omitted`, `dlq.value.size`, `dlq.value.sha256`);
+    /// - anything else (the dead-letter topic missing or not writable, a digest record refused)
+    ///   is retried as a transient failure: a dead letter is never dropped, its partition stops
+    ///   committing and the processor reports it stuck.
+    fn on_refused(
+        &mut self,
+        tag: usize,
+        record: OutboundRecord,
+        error: &kafka_adapters::AdapterError,
+    ) {
+        let Some(slot) = self.outputs.get(tag) else {
+            warn!(tag, "Refused delivery for an unknown tag; ignored.");
+            return;
+        };
+        match (slot.dead_letter_code, slot.input, slot.value_omitted) {
+            (None, Some(input), _) => {
+                let Some(input) = self.inputs.get(input) else {
+                    warn!(tag, "Refused output without its input; retrying it.");
+                    return self.on_failed_attempt(tag, record);
+                };
+                warn!(
+                    %error,
+                    topic = %record.topic,
+                    input_topic = %input.topic,
+                    partition = input.partition,
+                    offset = input.offset,
+                    "The broker refused an output record for good; dead-lettering its input as `refused`."
+                );
+                let dead_letter = refused_dead_letter_record(
+                    &self.config.dead_letter_topic,
+                    record,
+                    input,
+                    &error.to_string(),
+                    &self.config.processor_id,
+                );
+                let code = DeadLetterReason::Refused {
+                    topic: String::new(),
+                    error: String::new(),
+                }
+                .code();
+                self.replace_output(tag, dead_letter, code, false);
+            }
+            (Some(code), _, false) if error.is_record_too_large() => {
+                warn!(
+                    %error,
+                    size = record.payload.len(),
+                    "The dead-letter topic refused a dead letter as too large; writing it without its value (dlq.value.omitted, with its size and SHA-256)."
+                );
+                let digest = value_omitted_record(record, self.config.max_record_bytes);
+                self.replace_output(tag, digest, code, true);
+            }
+            _ => {
+                warn!(
+                    %error,
+                    topic = %record.topic,
+                    "The dead-letter topic refused a dead letter; retrying it (it is never dropped: its partition stops committing until it is written)."
+                );
+                self.on_failed_attempt(tag, record);
+            }
+        }
+    }
+
+    /// Replaces the output `tag` (refused for good) by `record`, which takes its place in the
+    /// input's tally: in the tracker the output fails, one output is added and the failure is
+    /// resolved, so the input completes only once `record` is acknowledged (and its other
+    /// outputs). Nothing is sent when the input's partition was revoked or lost meanwhile: its
+    /// next owner reads the input again.
+    fn replace_output(
+        &mut self,
+        tag: usize,
+        record: OutboundRecord,
+        dead_letter_code: &'static str,
+        value_omitted: bool,
+    ) {
+        let Some(old) = self.outputs.remove(tag) else {
+            return;
+        };
+        if old.failures >= self.config.retry.budget {
+            self.stats.stuck_records.fetch_sub(1, Relaxed);
+        }
+        if let Some(input) = old.input {
+            self.inputs.release(input);
+        }
+        let ticket = old.ticket;
+        if !self.replace_in_tracker(ticket) {
+            return;
+        }
+        let tag = self.outputs.insert(OutputSlot {
+            ticket,
+            dead_letter_code: Some(dead_letter_code),
+            routed_counter: None,
+            failures: 0,
+            event_timestamp_ms: None,
+            input: None,
+            value_omitted,
+        });
+        self.send(record, tag);
+    }
+
+    /// Tells the tracker that one pending output of `ticket` failed and is replaced by a new
+    /// one. False when the partition is no longer ours (nothing to send).
+    fn replace_in_tracker(&mut self, ticket: Ticket) -> bool {
+        match self.tracker.fail(ticket) {
+            Ok(AckOutcome::Stale) => {
+                debug!(
+                    offset = ticket.offset(),
+                    "Refused output of a revoked partition; its next owner routes the input again."
+                );
+                return false;
+            }
+            Ok(_) => {}
+            Err(error) => warn!(%error, "The offset tracker did not take the refused output."),
+        }
+        if let Err(error) = self.tracker.add_outputs(ticket, 1) {
+            warn!(%error, "The offset tracker did not take the replacing output.");
+        }
+        if let Err(error) = self.tracker.resolve(ticket) {
+            warn!(%error, "The offset tracker did not resolve the refused output.");
+        }
+        true
+    }
+
+    /// A produce attempt failed transiently: retry with jittered backoff, forever. Past the
+    /// budget the record counts as stuck and is marked failed in the tracker until it is sent
+    /// again, so its partition cannot commit past it.
     fn on_failed_attempt(&mut self, tag: usize, record: OutboundRecord) {
         let Some(slot) = self.outputs.get_mut(tag) else {
             warn!(tag, "Failed delivery for an unknown tag; ignored.");
@@ -707,11 +878,15 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 attempts = failures,
                 "Output record is past its retry budget; its input stays uncommitted and the processor reports unhealthy."
             );
-            if let Err(error) = self.tracker.fail(ticket) {
-                debug!(%error, "Tracker did not take the failure (partition revoked?).");
-            }
         }
-        let wait = self.config.retry.backoff(failures);
+        // Past the budget every failure is told to the tracker, and undone by `retry` when the
+        // record is sent again (see `send_due_retries`).
+        if failures >= self.config.retry.budget
+            && let Err(error) = self.tracker.fail(ticket)
+        {
+            debug!(%error, "Tracker did not take the failure (partition revoked?).");
+        }
+        let wait = self.config.retry.jittered_backoff(failures);
         self.schedule_retry(tag, record, wait);
     }
 

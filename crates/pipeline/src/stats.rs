@@ -4,13 +4,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Dead-letter reason codes, in the order of [`PipelineStats::dead_lettered`].
-pub const DEAD_LETTER_CODES: [&str; 6] = [
+pub const DEAD_LETTER_CODES: [&str; 7] = [
     "unknown-destination",
     "unauthorized",
     "undecodable",
     "schema-mismatch",
     "too-large",
     "missing-value",
+    "refused",
 ];
 
 /// Live figures of one pipeline; cheap to update from the hot path (relaxed atomics).
@@ -26,8 +27,10 @@ pub struct PipelineStats {
     pub dead_lettered: [AtomicU64; DEAD_LETTER_CODES.len()],
     /// Produce attempts that failed and were scheduled again.
     pub produce_retries: AtomicU64,
-    /// Of those, attempts that failed with an error the broker will not fix by itself (missing
-    /// topic, authorization, record too large). The record is still retried.
+    /// Produce attempts that failed with an error the broker will not fix by itself (missing
+    /// topic, authorization, record too large, ...). A routed record refused so is replaced by a
+    /// dead-letter copy of its input (`refused`), a dead-letter copy too large by its digest;
+    /// anything else is retried (and counted in `produce_retries` too).
     pub produce_permanent_failures: AtomicU64,
     /// Records currently past their retry budget (still retried, never skipped).
     pub stuck_records: AtomicI64,

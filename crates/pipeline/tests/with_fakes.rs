@@ -5,13 +5,14 @@ use avro_codec::{
     InputEncoder, MemoryRegistry, OutputDecoder, RegisteredSchema, RegistryError, SchemaId,
     SchemaRegistry,
 };
-use kafka_adapters::fake::{Completion, FakeCommitter, FakeSink, FakeSource};
-use kafka_adapters::{InboundRecord, TopicPartition};
+use kafka_adapters::fake::{Completion, FakeCommitter, FakeSink, FakeSource, SentRecord};
+use kafka_adapters::{InboundRecord, KafkaErrorCode, TopicPartition};
 use pipeline::{
     Clock, PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, RunSummary,
     dead_letter_headers,
 };
 use router_core::{ProducerToProcessor, Router};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
@@ -516,6 +517,301 @@ async fn dead_letters_unauthorized_unknown_missing_and_oversized_events() {
 }
 
 #[tokio::test]
+async fn size_limit_counts_key_and_headers_with_the_value() {
+    let limit = 400;
+    let harness = start(Completion::AckImmediately, |config| {
+        config.max_record_bytes = limit
+    })
+    .await;
+    let value = harness.event("FINANCE", "FINANCE", "small");
+    let mut exact = harness.record(0, 0, Some(value.clone()));
+    exact.key = Some(b"k".to_vec());
+    // One header filling the record up to the limit exactly: name (1 + 1) and value (2 + n).
+    let fill = limit - value.len() - 1 - 4;
+    exact.headers = vec![("h".to_owned(), vec![b'x'; fill])];
+    assert_eq!(
+        pipeline::record_bytes(exact.key.as_deref(), &exact.headers, value.len()),
+        limit
+    );
+    let mut over = exact.clone();
+    over.offset = 1;
+    over.headers[0].1.push(b'x');
+    let mut big_key = harness.record(0, 2, Some(value.clone()));
+    big_key.key = Some(vec![b'k'; limit]);
+    harness.source.push_records(vec![exact, over, big_key]);
+    assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
+    let sent = harness.sink.sent();
+    let topics: Vec<&str> = sent.iter().map(|sent| &*sent.record.topic).collect();
+    assert_eq!(topics, ["processor.to.finance", DLQ, DLQ]);
+    assert_eq!(
+        header(&sent[1].record, dead_letter_headers::REASON),
+        Some("too-large")
+    );
+    assert!(
+        header(&sent[1].record, dead_letter_headers::ERROR)
+            .is_some_and(|error| error.contains(&format!("{} bytes", limit + 1))),
+        "{:?}",
+        header(&sent[1].record, dead_letter_headers::ERROR)
+    );
+    assert_eq!(harness.stats.dead_lettered_for("too-large"), 2);
+    harness.stop().await;
+}
+
+/// Records `topic` fails for good with `code`, as the real producer reports it.
+fn refuse(harness: &Harness, topic: &'static str, code: KafkaErrorCode) {
+    harness
+        .sink
+        .fail_records_with_code(move |record| &*record.topic == topic, code);
+}
+
+fn sent_to<'a>(sent: &'a [SentRecord], topic: &str) -> Vec<&'a kafka_adapters::OutboundRecord> {
+    sent.iter()
+        .map(|sent| &sent.record)
+        .filter(|record| &*record.topic == topic)
+        .collect()
+}
+
+#[tokio::test]
+async fn refused_output_is_dead_lettered_with_the_input_and_its_partition_moves_on() {
+    let harness = start(Completion::Hold, |_| {}).await;
+    refuse(
+        &harness,
+        "processor.to.marketing",
+        KafkaErrorCode::TopicAuthorizationFailed,
+    );
+    let refused_value = harness.event("FINANCE", "MARKETING", "refused");
+    let mut refused_input = harness.record(0, 1, Some(refused_value.clone()));
+    refused_input.headers = tenant_headers();
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "before"))),
+        refused_input,
+        harness.record(0, 2, Some(harness.event("FINANCE", "FINANCE", "after"))),
+    ]);
+    // Three routed attempts, the refused one replaced by its dead letter.
+    harness.wait_sent(4).await;
+    let sent = harness.sink.sent();
+    let dead_letters = sent_to(&sent, DLQ);
+    assert_eq!(dead_letters.len(), 1, "one dead letter, sent once");
+    let dead_letter = dead_letters[0];
+    assert_eq!(dead_letter.payload, refused_value, "the input's own bytes");
+    assert_eq!(dead_letter.key.as_deref(), Some(&b"key-1"[..]));
+    assert_eq!(dead_letter.headers[..4], tenant_headers()[..]);
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::REASON),
+        Some("refused")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::OUTPUT_TOPIC),
+        Some("processor.to.marketing")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::SOURCE_OFFSET),
+        Some("1")
+    );
+    let error = header(dead_letter, dead_letter_headers::ERROR).unwrap_or_default();
+    assert!(
+        error.contains("processor.to.marketing") && error.contains("Topic authorization failed"),
+        "{error}"
+    );
+
+    // Everything but the dead letter acknowledged: offset 1 holds the partition.
+    let dead_letter_tag = sent
+        .iter()
+        .find(|sent| &*sent.record.topic == DLQ)
+        .map(|sent| sent.tag)
+        .expect("dead letter sent");
+    for tag in harness.sink.held_tags() {
+        if tag != dead_letter_tag {
+            assert!(harness.sink.ack(tag));
+        }
+    }
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        harness.committer.committed(&partition(0)),
+        Some(1),
+        "not past the input whose dead letter is unacknowledged"
+    );
+    assert!(harness.sink.ack(dead_letter_tag));
+    assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
+    let stats = &harness.stats;
+    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    assert_eq!(stats.routed.load(Relaxed), 2);
+    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 1);
+    assert_eq!(
+        stats.produce_retries.load(Relaxed),
+        0,
+        "a refusal is not retried"
+    );
+    assert_eq!(stats.stuck_records.load(Relaxed), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_not_dead_lettered() {
+    let harness = start(Completion::AckImmediately, |config| config.retry.budget = 3).await;
+    refuse(
+        &harness,
+        "processor.to.finance",
+        KafkaErrorCode::NotLeaderForPartition,
+    );
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    tokio::time::timeout(WAIT, async {
+        while harness.stats.stuck_records.load(Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("reported stuck past the budget");
+    assert!(harness.stats.produce_retries.load(Relaxed) >= 3);
+    assert_eq!(harness.committer.committed(&partition(0)), None);
+    harness.sink.clear_failure_rules();
+    assert!(harness.committer.wait_for(&partition(0), 1, WAIT).await);
+    let stats = &harness.stats;
+    assert_eq!(stats.routed.load(Relaxed), 1);
+    assert_eq!(stats.dead_lettered_total(), 0);
+    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 0);
+    assert_eq!(stats.stuck_records.load(Relaxed), 0);
+    assert!(sent_to(&harness.sink.sent(), DLQ).is_empty());
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn fan_out_with_one_refused_destination_routes_the_others_and_dead_letters_that_one() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    refuse(
+        &harness,
+        "processor.to.audit-b",
+        KafkaErrorCode::UnknownTopicOrPartition,
+    );
+    let value = harness.event("FINANCE", "AUDIT", "fan-out");
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(value.clone())),
+        harness.record(0, 1, Some(harness.event("FINANCE", "FINANCE", "next"))),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    let sent = harness.sink.sent();
+    assert_eq!(sent_to(&sent, "processor.to.audit-a").len(), 1);
+    let dead_letters = sent_to(&sent, DLQ);
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!(dead_letters[0].payload, value);
+    assert_eq!(
+        header(dead_letters[0], dead_letter_headers::OUTPUT_TOPIC),
+        Some("processor.to.audit-b")
+    );
+    let stats = &harness.stats;
+    assert_eq!(stats.routed_by_topic.get("processor.to.audit-a"), 1);
+    assert_eq!(stats.routed_by_topic.get("processor.to.audit-b"), 0);
+    assert_eq!(stats.routed_by_topic.get("processor.to.finance"), 1);
+    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letter_too_large_for_its_topic_is_replaced_by_a_digest_record() {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    // The dead-letter topic takes no record with a value (as if its limit were tiny).
+    harness.sink.fail_records_with_code(
+        |record| &*record.topic == DLQ && !record.payload.is_empty(),
+        KafkaErrorCode::MessageSizeTooLarge,
+    );
+    refuse(
+        &harness,
+        "processor.to.marketing",
+        KafkaErrorCode::MessageSizeTooLarge,
+    );
+    let garbage = b"\x07not avro at all".to_vec();
+    let refused_value = harness.event("FINANCE", "MARKETING", "refused, then too large");
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(garbage.clone())),
+        harness.record(0, 1, Some(refused_value.clone())),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    let sent = harness.sink.sent();
+    let digests: Vec<_> = sent_to(&sent, DLQ)
+        .into_iter()
+        .filter(|record| record.payload.is_empty())
+        .collect();
+    assert_eq!(digests.len(), 2);
+    for (digest, value, reason, offset) in [
+        (digests[0], &garbage, "undecodable", "0"),
+        (digests[1], &refused_value, "refused", "1"),
+    ] {
+        let sha256: String = Sha256::digest(value)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(header(digest, dead_letter_headers::REASON), Some(reason));
+        assert_eq!(
+            header(digest, dead_letter_headers::VALUE_OMITTED),
+            Some("true")
+        );
+        assert_eq!(
+            header(digest, dead_letter_headers::VALUE_SIZE),
+            Some(value.len().to_string().as_str())
+        );
+        assert_eq!(
+            header(digest, dead_letter_headers::VALUE_SHA256),
+            Some(sha256.as_str())
+        );
+        assert_eq!(
+            header(digest, dead_letter_headers::SOURCE_TOPIC),
+            Some(INPUT)
+        );
+        assert_eq!(
+            header(digest, dead_letter_headers::SOURCE_OFFSET),
+            Some(offset)
+        );
+        assert_eq!(
+            digest.key.as_deref(),
+            Some(format!("key-{offset}").as_bytes())
+        );
+    }
+    assert_eq!(
+        header(digests[1], dead_letter_headers::OUTPUT_TOPIC),
+        Some("processor.to.marketing")
+    );
+    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
+    assert_eq!(harness.stats.dead_lettered_for("refused"), 1);
+    assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letter_topic_refusing_is_retried_and_never_drops_the_dead_letter() {
+    let harness = start(Completion::AckImmediately, |config| config.retry.budget = 2).await;
+    refuse(&harness, DLQ, KafkaErrorCode::TopicAuthorizationFailed);
+    harness.source.push_records(vec![
+        harness.record(0, 0, Some(harness.event("FINANCE", "SALES", "unknown"))),
+        harness.record(0, 1, Some(harness.event("FINANCE", "FINANCE", "fine"))),
+    ]);
+    tokio::time::timeout(WAIT, async {
+        while harness.stats.stuck_records.load(Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the dead letter is reported stuck");
+    assert_eq!(harness.stats.routed.load(Relaxed), 1, "the stream goes on");
+    assert_eq!(harness.committer.committed(&partition(0)), None);
+    assert!(
+        sent_to(&harness.sink.sent(), DLQ)
+            .iter()
+            .all(|record| !record.payload.is_empty()),
+        "not mistaken for too large"
+    );
+    harness.sink.clear_failure_rules();
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    assert_eq!(harness.stats.dead_lettered_for("unknown-destination"), 1);
+    assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
+    harness.stop().await;
+}
+
+#[tokio::test]
 async fn retries_failed_deliveries_and_commits_once_delivered() {
     let harness = start(Completion::AckImmediately, |_| {}).await;
     harness.sink.fail_next(3, true);
@@ -803,9 +1099,9 @@ async fn source_failure_stops_the_pipeline_with_an_error() {
 }
 
 #[tokio::test]
-async fn reports_routed_per_topic_routing_version_commit_latency_and_permanent_failures() {
+async fn reports_routed_per_topic_routing_version_commit_latency_and_retries() {
     let harness = start(Completion::AckImmediately, |_| {}).await;
-    harness.sink.fail_next(1, false);
+    harness.sink.fail_next(1, true);
     harness.source.push_records(vec![
         harness.record(0, 0, Some(harness.event("FINANCE", "FINANCE", "a"))),
         harness.record(0, 1, Some(harness.event("FINANCE", "AUDIT", "fan-out"))),
@@ -843,7 +1139,7 @@ async fn reports_routed_per_topic_routing_version_commit_latency_and_permanent_f
     );
     assert_eq!(stats.routed.load(Relaxed), 4);
     assert_eq!(stats.produce_retries.load(Relaxed), 1);
-    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 1);
+    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 0);
     assert!(stats.commits.load(Relaxed) >= 1);
     assert_eq!(
         stats.commit_latency.count.load(Relaxed),
