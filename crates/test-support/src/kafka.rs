@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use kafka_adapters::{
-    KafkaConfig, OutboundRecord, RecordSink, TopicAdmin, TopicRecord, TopicSpec, kafka_admin,
-    kafka_producer,
+    DeliveryReport, KafkaConfig, KafkaRecordSink, OutboundRecord, RecordSink, TopicAdmin,
+    TopicRecord, TopicSpec, kafka_admin, kafka_producer,
 };
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Creates `names`, each with `partitions` partitions (replication 1, as on the local stack).
 ///
@@ -34,6 +35,9 @@ pub async fn create_topics<'a>(
 /// Produces `records` and returns once the broker acknowledged every one of them. Records the
 /// local queue refuses (full) or the broker fails are sent again, so large batches work too.
 ///
+/// Builds a producer for the call (about half a second on Kafka): to produce many batches, keep
+/// a [`BatchProducer`].
+///
 /// # Panics
 /// When the producer cannot be built, or not every record is acknowledged within `patience`.
 pub async fn produce_and_wait(
@@ -41,37 +45,68 @@ pub async fn produce_and_wait(
     records: Vec<OutboundRecord>,
     patience: Duration,
 ) {
-    let (reports_sender, mut reports) = tokio::sync::mpsc::unbounded_channel();
-    let sink = kafka_producer(kafka, reports_sender).expect("producer");
-    let total = records.len();
-    let mut pending: Vec<(usize, OutboundRecord)> = records.into_iter().enumerate().collect();
-    let mut acknowledged = 0;
-    let deadline = Instant::now() + patience;
-    while acknowledged < total {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "producing timed out: {acknowledged}/{total} acknowledged within {patience:?}"
-        );
-        let mut refused = Vec::new();
-        for (tag, record) in pending.drain(..) {
-            if let Err(rejected) = sink.send(record, tag) {
-                refused.push((tag, rejected.record));
+    BatchProducer::new(kafka)
+        .produce_and_wait(records, patience)
+        .await;
+}
+
+/// A producer kept open across batches, each produced like [`produce_and_wait`] does.
+pub struct BatchProducer {
+    sink: KafkaRecordSink,
+    reports: UnboundedReceiver<DeliveryReport>,
+}
+
+impl std::fmt::Debug for BatchProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProducer").finish_non_exhaustive()
+    }
+}
+
+impl BatchProducer {
+    /// # Panics
+    /// When the producer cannot be built.
+    pub fn new(kafka: &KafkaConfig) -> Self {
+        let (reports_sender, reports) = tokio::sync::mpsc::unbounded_channel();
+        let sink = kafka_producer(kafka, reports_sender).expect("producer");
+        Self { sink, reports }
+    }
+
+    /// Produces `records` and returns once the broker acknowledged every one of them, sending
+    /// again what the local queue refuses (full) or the broker fails.
+    ///
+    /// # Panics
+    /// When not every record is acknowledged within `patience`.
+    pub async fn produce_and_wait(&mut self, records: Vec<OutboundRecord>, patience: Duration) {
+        let total = records.len();
+        let mut pending: Vec<(usize, OutboundRecord)> = records.into_iter().enumerate().collect();
+        let mut acknowledged = 0;
+        let deadline = Instant::now() + patience;
+        while acknowledged < total {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "producing timed out: {acknowledged}/{total} acknowledged within {patience:?}"
+            );
+            let mut refused = Vec::new();
+            for (tag, record) in pending.drain(..) {
+                if let Err(rejected) = self.sink.send(record, tag) {
+                    refused.push((tag, rejected.record));
+                }
             }
-        }
-        pending = refused;
-        // With records still waiting for room in the queue, look again soon.
-        let wait = match pending.is_empty() {
-            true => left,
-            false => left.min(Duration::from_millis(10)),
-        };
-        match tokio::time::timeout(wait, reports.recv()).await {
-            Ok(Some(report)) => match report.result {
-                Ok(_) => acknowledged += 1,
-                Err(failure) => pending.push((report.tag, failure.record)),
-            },
-            Ok(None) => panic!("producer reports closed"),
-            Err(_) => {}
+            pending = refused;
+            // With records still waiting for room in the queue, look again soon.
+            let wait = match pending.is_empty() {
+                true => left,
+                false => left.min(Duration::from_millis(10)),
+            };
+            match tokio::time::timeout(wait, self.reports.recv()).await {
+                Ok(Some(report)) => match report.result {
+                    Ok(_) => acknowledged += 1,
+                    Err(failure) => pending.push((report.tag, failure.record)),
+                },
+                Ok(None) => panic!("producer reports closed"),
+                Err(_) => {}
+            }
         }
     }
 }

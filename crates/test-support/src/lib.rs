@@ -23,7 +23,7 @@ pub use process::{Finished, run_to_completion, scratch_dir};
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
-pub use kafka::{create_topics, header, produce_and_wait};
+pub use kafka::{BatchProducer, create_topics, header, produce_and_wait};
 #[cfg(feature = "kafka")]
 mod own_stack;
 #[cfg(feature = "kafka")]
