@@ -428,6 +428,49 @@ impl World {
         self.produce_raw(records).await;
     }
 
+    /// The input records of `events`, as [`World::produce`] writes them.
+    pub fn input_records(&self, events: &[SentEvent]) -> Vec<OutboundRecord> {
+        let topic: Arc<str> = Arc::from(self.input.as_str());
+        events
+            .iter()
+            .map(|event| OutboundRecord {
+                topic: Arc::clone(&topic),
+                key: Some(event_key(event)),
+                payload: self.event_value(event.tenant, &event.destination, &event.id),
+                headers: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Produces `events` as [`World::produce`] does, with a producer configured by `config`
+    /// (e.g. large batches) instead of the world's.
+    pub async fn produce_with(&self, config: &KafkaConfig, events: &[SentEvent]) {
+        produce_and_wait(config, self.input_records(events), Duration::from_secs(120)).await;
+    }
+
+    /// Where each event is on the input topic: event id → (partition, offset), from the records
+    /// themselves.
+    pub async fn input_positions(&self) -> BTreeMap<String, (i32, i64)> {
+        let decoder = avro_codec::InputDecoder::new();
+        let mut positions = BTreeMap::new();
+        for record in self.read_all(&self.input).await {
+            let value = record.payload.as_deref().expect("input has a value");
+            let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
+            if !decoder.is_loaded(schema_id) {
+                decoder
+                    .load(schema_id, &self.registry)
+                    .await
+                    .expect("schema loads");
+            }
+            let event = decoder.decode(value).expect("input decodes");
+            positions.insert(
+                payload_id(&event.payload).to_owned(),
+                (record.partition, record.offset),
+            );
+        }
+        positions
+    }
+
     /// Input records per partition (the position a fully committed group has).
     pub async fn input_ends(&self) -> BTreeMap<i32, i64> {
         let mut ends = BTreeMap::new();
