@@ -91,6 +91,42 @@ impl KafkaAdmin {
         self
     }
 
+    /// Deletes topics (for tests and tools; the processor never deletes). A topic that does not
+    /// exist is fine.
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<(), AdapterError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let options = AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout));
+        let results = self
+            .admin
+            .delete_topics(topics, &options)
+            .await
+            .map_err(|source| AdapterError::Request {
+                operation: "deleting topics",
+                topic: None,
+                source: Box::new(source),
+            })?;
+        for result in results {
+            match result {
+                Ok(name) => info!(topic = %name, "Topic deleted."),
+                Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    debug!(topic = %name, "Topic to delete does not exist.");
+                }
+                Err((topic, code)) => {
+                    return Err(AdapterError::TopicRequest {
+                        operation: "deleting the topic",
+                        topic,
+                        code,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Committed position and watermarks of `group_id` for every partition of `topic`,
     /// sorted by partition.
     pub async fn partition_lag(

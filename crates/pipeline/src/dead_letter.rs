@@ -145,11 +145,7 @@ pub(crate) fn value_omitted_record(refused: OutboundRecord, limit: usize) -> Out
         payload,
         mut headers,
     } = refused;
-    let mut sha256 = String::with_capacity(64);
-    for byte in Sha256::digest(&payload) {
-        // Writing to a String cannot fail.
-        let _ = write!(sha256, "{byte:02x}");
-    }
+    let sha256 = value_sha256(&payload);
     // The processor's own headers start at the last `dlq.reason`: they come after the input's.
     let own_start = headers
         .iter()
@@ -181,6 +177,16 @@ pub(crate) fn value_omitted_record(refused: OutboundRecord, limit: usize) -> Out
         payload: Vec::new(),
         headers: headers_out,
     }
+}
+
+/// The SHA-256 of `value` as [`headers::VALUE_SHA256`] carries it: 64 lowercase hex digits.
+pub fn value_sha256(value: &[u8]) -> String {
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(value) {
+        // Writing to a String cannot fail.
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// `text`, or its longest prefix that fits in `limit` bytes with a trailing `…`.

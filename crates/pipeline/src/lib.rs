@@ -14,7 +14,7 @@ mod routing;
 mod stats;
 
 pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy, record_bytes};
-pub use dead_letter::headers as dead_letter_headers;
+pub use dead_letter::{headers as dead_letter_headers, value_sha256};
 pub use pipeline::{PipelineParts, RunSummary, run};
 pub use routing::RoutingSnapshot;
 pub use stats::{
