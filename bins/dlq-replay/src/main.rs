@@ -26,7 +26,7 @@ struct Cli {
     )]
     target_topic: String,
     /// Only records with this `dlq.reason` (unauthorized, unknown-destination, undecodable,
-    /// schema-mismatch, too-large, missing-value); repeatable. Default: every reason.
+    /// schema-mismatch, too-large, missing-value, refused); repeatable. Default: every reason.
     #[arg(long = "reason", value_name = "REASON")]
     reasons: Vec<String>,
     /// Only this dead-letter partition; repeatable. Default: every partition.
