@@ -10,6 +10,7 @@ mod metrics;
 mod ops;
 mod reload;
 mod settings;
+mod startup;
 
 use anyhow::{Context, Result, bail};
 use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
@@ -18,11 +19,10 @@ use cli_support::LogFormat;
 use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
 use offset_tracker::CommitPolicy;
 use ops::{Limits, Ops, Phase};
-use pipeline::{
-    PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, RoutingSnapshot, SystemClock,
-};
+use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, SystemClock};
 use router_core::Router;
-use settings::{Cli, Settings, translate_prototype_args};
+use settings::{Cli, Settings, translate_prototype_args, uses_prototype_flags};
+use startup::{Refused, TopicRules};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,9 @@ use tracing::{error, info, warn};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(translate_prototype_args(std::env::args().collect()));
+    let args: Vec<String> = std::env::args().collect();
+    let prototype = uses_prototype_flags(&args);
+    let cli = Cli::parse_from(translate_prototype_args(args));
     let settings = match Settings::load(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -58,17 +60,20 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(run(settings)) {
+    match runtime.block_on(run(settings, prototype)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             error!("{error:#}");
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match startup::is_refused(&error) {
+                true => ExitCode::from(2),
+                false => ExitCode::FAILURE,
+            }
         }
     }
 }
 
-async fn run(settings: Settings) -> Result<()> {
+async fn run(settings: Settings, prototype: bool) -> Result<()> {
     // Installed first: SIGHUP's default action ends the process.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
@@ -84,19 +89,55 @@ async fn run(settings: Settings) -> Result<()> {
         false => None,
     };
 
-    let (router, routing_text) = load_router(&settings)?;
+    // Listening from here on: a stop while start-up waits exits at once and cleanly.
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(stop_on_signals(stop));
+
+    // Configuration mistakes found here are refusals (exit 2), as in `Settings::load`.
+    let (router, routing_text) = load_router(&settings).map_err(refuse)?;
+    let registry = CachedRegistry::new(
+        HttpSchemaRegistry::new(registry_config(&settings).map_err(refuse)?)
+            .context("cannot create the schema registry client")
+            .map_err(refuse)?,
+    );
+    let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
+    // Start-up asks once per attempt and fails fast; `startup` retries with its own backoff.
+    let mut startup_config = registry_config(&settings).map_err(refuse)?;
+    startup_config.timeout = check_timeout;
+    startup_config.max_retries = 0;
+    let startup_registry = HttpSchemaRegistry::new(startup_config)
+        .context("cannot create the schema registry client")
+        .map_err(refuse)?;
     let shared = settings.kafka.client(&Default::default());
     let admin =
         kafka_adapters::kafka_admin(&shared).context("cannot create the Kafka admin client")?;
-    ensure_topics(&admin, &router, &settings).await?;
 
-    let registry = CachedRegistry::new(
-        HttpSchemaRegistry::new(registry_config(&settings)?)
-            .context("cannot create the schema registry client")?,
-    );
-    let snapshot = RoutingSnapshot::resolve(router, &registry, settings.registry.auto_register)
-        .await
-        .context("cannot prepare the output schema")?;
+    let topics = topics_to_check(&router, &settings);
+    let rules = topic_rules(&settings, prototype);
+    let startup_admin = admin.clone().with_timeout(check_timeout);
+    let prepared = async {
+        tokio::try_join!(
+            startup::wait_for_topics(&startup_admin, &topics, &rules, &ops),
+            startup::wait_for_registry(
+                &router,
+                &startup_registry,
+                settings.registry.auto_register,
+                &ops
+            ),
+        )
+    };
+    let mut stopped = shutdown.clone();
+    let snapshot = tokio::select! {
+        prepared = prepared => prepared?.1,
+        _ = stopped.wait_for(|stop| *stop) => {
+            info!("Stopped during start-up: nothing was read or committed.");
+            ops.set_phase(Phase::Stopping);
+            if let Some(endpoint) = endpoint {
+                endpoint.stop().await;
+            }
+            return Ok(());
+        }
+    };
     let (routing_updates, routing) = watch::channel(Arc::new(snapshot));
     let mut background = Vec::new();
     match (&settings.routing.file, routing_text) {
@@ -123,7 +164,6 @@ async fn run(settings: Settings) -> Result<()> {
     }
     // The checks only feed the endpoint (readiness, lag): without it they would be wasted.
     if endpoint.is_some() {
-        let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
         let mut probe_config = registry_config(&settings)?;
         probe_config.timeout = check_timeout;
         probe_config.max_retries = 0;
@@ -157,8 +197,6 @@ async fn run(settings: Settings) -> Result<()> {
     )
     .context("cannot create the Kafka consumer")?;
 
-    let (stop, shutdown) = watch::channel(false);
-    tokio::spawn(stop_on_signals(stop));
     let parts = PipelineParts {
         source,
         sink,
@@ -233,13 +271,14 @@ fn limits(settings: &Settings) -> Limits {
     }
 }
 
-/// Every topic the processor writes to must exist before it reads anything: otherwise records
-/// would wait in the producer until they time out. Missing ones are created only when asked.
-async fn ensure_topics(
-    admin: &impl TopicAdmin,
-    router: &Router,
-    settings: &Settings,
-) -> Result<()> {
+/// A start-up failure that waiting cannot fix: exit code 2.
+fn refuse(error: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Refused(format!("{error:#}")))
+}
+
+/// Every topic the processor reads or writes must exist before it reads anything: otherwise
+/// records would wait in the producer until they time out.
+fn topics_to_check(router: &Router, settings: &Settings) -> Vec<String> {
     let mut topics: Vec<String> = router
         .output_targets()
         .map(|target| target.topic.clone())
@@ -248,6 +287,30 @@ async fn ensure_topics(
     topics.push(settings.kafka.input_topic.clone());
     topics.sort();
     topics.dedup();
+    topics
+}
+
+fn topic_rules(settings: &Settings, prototype: bool) -> TopicRules {
+    let kafka = &settings.kafka;
+    TopicRules {
+        create_missing: kafka.create_missing_topics,
+        prototype,
+        dead_letter_topic: kafka.dead_letter_topic.clone(),
+        partitions: kafka.topic_partitions,
+        replication: kafka.topic_replication,
+        missing_wait: Duration::from_millis(kafka.missing_topics_wait_ms),
+        bootstrap: kafka.bootstrap_servers.clone(),
+    }
+}
+
+/// The reloader's topic check: every topic a new routing table writes to must exist, or is
+/// created when asked; missing ones refuse the table at once (the old one keeps routing).
+async fn ensure_topics(
+    admin: &impl TopicAdmin,
+    router: &Router,
+    settings: &Settings,
+) -> Result<()> {
+    let topics = topics_to_check(router, settings);
     let mut missing = Vec::new();
     for topic in &topics {
         let partitions = admin.partitions_of(topic).await.with_context(|| {

@@ -7,6 +7,7 @@
 use avro_codec::{HttpSchemaRegistry, RegistryError, SchemaId, SchemaRegistry};
 use kafka_adapters::{KafkaAdmin, PartitionLag};
 use pipeline::{PipelineStats, RoutingSnapshot};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,6 +23,13 @@ pub(crate) enum Phase {
     Running = 1,
     /// Draining in-flight records before exiting.
     Stopping = 2,
+}
+
+/// What start-up may be waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Dependency {
+    Broker,
+    Registry,
 }
 
 /// The last answer of one background check.
@@ -55,6 +63,8 @@ pub(crate) struct Observation {
     pub(crate) stuck_records: i64,
     pub(crate) broker: Check,
     pub(crate) registry: Check,
+    /// What start-up waits for, one reason per dependency (empty once it is not waiting).
+    pub(crate) waiting: Vec<String>,
 }
 
 impl Observation {
@@ -106,9 +116,10 @@ pub(crate) fn liveness(observation: &Observation, limits: Limits) -> Verdict {
 pub(crate) fn readiness(observation: &Observation, limits: Limits) -> Verdict {
     let mut reasons = Vec::new();
     match observation.phase {
-        Phase::Starting => {
+        Phase::Starting if observation.waiting.is_empty() => {
             reasons.push("starting: checking topics and preparing the routing table".to_owned())
         }
+        Phase::Starting => reasons.extend(observation.waiting.iter().cloned()),
         Phase::Stopping => reasons.push("stopping: draining in-flight records".to_owned()),
         Phase::Running => {}
     }
@@ -157,6 +168,7 @@ struct Checks {
     broker: Check,
     registry: Check,
     lag: Vec<PartitionLag>,
+    waiting: BTreeMap<Dependency, String>,
 }
 
 impl Ops {
@@ -207,7 +219,17 @@ impl Ops {
             stuck_records: self.stats.stuck_records.load(Relaxed),
             broker: checks.broker.clone(),
             registry: checks.registry.clone(),
+            waiting: checks.waiting.values().cloned().collect(),
         }
+    }
+
+    /// Start-up waits for `dependency` for `reason`, or (`None`) no longer does.
+    pub(crate) fn set_waiting(&self, dependency: Dependency, reason: Option<String>) {
+        let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
+        match reason {
+            Some(reason) => checks.waiting.insert(dependency, reason),
+            None => checks.waiting.remove(&dependency),
+        };
     }
 
     /// Per-partition lag of the group on the input topic, as of the last broker check.
@@ -351,6 +373,7 @@ mod tests {
             stuck_records: 0,
             broker: Check::Passed { at_ms: 998_000 },
             registry: Check::Passed { at_ms: 998_000 },
+            waiting: Vec::new(),
         }
     }
 
@@ -395,6 +418,23 @@ mod tests {
             readiness(&starting, LIMITS).reasons,
             [
                 "starting: checking topics and preparing the routing table",
+                "broker not checked yet",
+                "schema registry not checked yet"
+            ]
+        );
+        let waiting = Observation {
+            waiting: vec![
+                "waiting for the broker at b:9092: no answer".to_owned(),
+                "waiting for the schema registry at http://r/: refused".to_owned(),
+            ],
+            ..starting.clone()
+        };
+        assert!(liveness(&waiting, LIMITS).ok, "waiting is alive");
+        assert_eq!(
+            readiness(&waiting, LIMITS).reasons,
+            [
+                "waiting for the broker at b:9092: no answer",
+                "waiting for the schema registry at http://r/: refused",
                 "broker not checked yet",
                 "schema registry not checked yet"
             ]

@@ -98,6 +98,9 @@ pub(crate) struct KafkaSettings {
     pub(crate) topic_partitions: i32,
     /// Replication factor of topics it creates; `None`: the broker's `default.replication.factor`.
     pub(crate) topic_replication: Option<i32>,
+    /// How long start-up waits for missing topics (created by a deployment job) before it
+    /// refuses to start; 0 refuses at once.
+    pub(crate) missing_topics_wait_ms: u64,
     /// librdkafka properties for every client (security, timeouts).
     #[serde(default)]
     pub(crate) properties: BTreeMap<String, String>,
@@ -183,6 +186,7 @@ group_id = "event_processor"
 dead_letter_topic = "producer.to.processor.dlq"
 create_missing_topics = false
 topic_partitions = 3
+missing_topics_wait_ms = 60000
 
 [registry]
 url = "http://127.0.0.1:8081"
@@ -494,21 +498,31 @@ impl KafkaSettings {
 /// Rewrites the prototype's single-dash flags (`-processor_id X`) to ours (`--processor-id X`), so
 /// the prototype's command lines keep working.
 pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
-    const PROTOTYPE_FLAGS: [(&str, &str); 8] = [
-        ("-processor_id", "--processor-id"),
-        ("-bootstrap_server", "--bootstrap-servers"),
-        ("-schema_registry_url", "--schema-registry-url"),
-        ("-source_topic", "--input-topic"),
-        ("-group_id", "--group-id"),
-        ("-batch_size_to_commit_offsets", "--commit-every"),
-        (
-            "-destination_configurations",
-            "--destination-configurations",
-        ),
-        ("-log_level", "--log-level"),
-    ];
     cli_support::translate_prototype_flags(args, &PROTOTYPE_FLAGS)
 }
+
+/// Whether the command line uses a flag of the prototype's (`-processor_id`, …): the processor
+/// then stands in for the prototype, and creates the dead-letter topic the prototype never had.
+pub(crate) fn uses_prototype_flags(args: &[String]) -> bool {
+    args.iter()
+        .skip(1)
+        .any(|arg| PROTOTYPE_FLAGS.iter().any(|(old, _)| old == arg))
+}
+
+/// The prototype's single-dash flags and ours.
+const PROTOTYPE_FLAGS: [(&str, &str); 8] = [
+    ("-processor_id", "--processor-id"),
+    ("-bootstrap_server", "--bootstrap-servers"),
+    ("-schema_registry_url", "--schema-registry-url"),
+    ("-source_topic", "--input-topic"),
+    ("-group_id", "--group-id"),
+    ("-batch_size_to_commit_offsets", "--commit-every"),
+    (
+        "-destination_configurations",
+        "--destination-configurations",
+    ),
+    ("-log_level", "--log-level"),
+];
 
 #[cfg(test)]
 mod tests {
@@ -547,6 +561,31 @@ mod tests {
         assert_eq!(settings.pipeline.commit_every, 5);
         assert_eq!(settings.log.level, "DEBUG");
         assert!(settings.routing.destination_configurations.is_some());
+    }
+
+    #[test]
+    fn prototype_flags_are_recognised() {
+        let args =
+            |list: &[&str]| -> Vec<String> { list.iter().map(|arg| (*arg).to_owned()).collect() };
+        assert!(uses_prototype_flags(&args(&[
+            "event-processor",
+            "-bootstrap_server",
+            "b:9092"
+        ])));
+        assert!(!uses_prototype_flags(&args(&[
+            "event-processor",
+            "--bootstrap-servers",
+            "b:9092"
+        ])));
+        // The program's own name is not a flag.
+        assert!(!uses_prototype_flags(&args(&["-group_id"])));
+        assert_eq!(
+            load_with("missing-wait", "", &[])
+                .expect("valid")
+                .kafka
+                .missing_topics_wait_ms,
+            60_000
+        );
     }
 
     #[test]
