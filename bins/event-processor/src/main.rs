@@ -5,12 +5,15 @@
 //! ([`http`]), the background checks behind readiness and lag ([`ops`]) and the routing reload
 //! ([`reload`]).
 
+mod check;
 mod http;
 mod metrics;
 mod ops;
+mod probe;
 mod reload;
 mod settings;
 mod startup;
+mod version;
 
 use anyhow::{Context, Result, bail};
 use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
@@ -40,6 +43,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let prototype = uses_prototype_flags(&args);
     let cli = Cli::parse_from(translate_prototype_args(args));
+    if let Some(url) = &cli.probe {
+        return probe::run(url);
+    }
     let settings = match Settings::load(&cli) {
         Ok(settings) => settings,
         Err(error) => {
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.check_config {
+        return check::run(&settings);
+    }
     let log_format = match settings.log.json {
         true => LogFormat::Json,
         false => LogFormat::Plain,

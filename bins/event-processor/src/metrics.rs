@@ -46,10 +46,11 @@ impl Collector for ProcessorCollector {
         info(
             &mut encoder,
             "build",
-            "Version of the running binary and id of this instance.",
+            "Version of the running binary, the git commit it was built from and id of this instance.",
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
                 ("processor_id", ops.processor_id.as_str()),
+                ("commit", crate::version::GIT_COMMIT),
             ],
         )?;
         counter(
@@ -307,7 +308,6 @@ mod tests {
             "event_processor_end_to_end_latency_seconds_sum 70.007",
             "event_processor_routing_table_info{version=\"0000000000000abc\"} 1",
             "event_processor_routing_reloads_total{result=\"failed\"} 2",
-            "event_processor_build_info{version=\"0.0.0\",processor_id=\"processor-1\"} 1",
             "event_processor_ready 0",
             "event_processor_alive 1",
         ] {
@@ -316,5 +316,14 @@ mod tests {
                 "missing `{line}` in:\n{text}"
             );
         }
+        let build_info = format!(
+            "event_processor_build_info{{version=\"0.0.0\",processor_id=\"processor-1\",commit=\"{}\"}} 1",
+            crate::version::GIT_COMMIT
+        );
+        assert!(
+            text.lines().any(|candidate| candidate == build_info),
+            "missing `{build_info}` in:\n{text}"
+        );
+        assert!(!crate::version::GIT_COMMIT.is_empty());
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(
     name = "event-processor",
-    version,
+    version = crate::version::VERSION,
     about = "Multi-tenant Kafka event router"
 )]
 pub(crate) struct Cli {
@@ -71,6 +71,15 @@ pub(crate) struct Cli {
     /// How often to check the routing file for changes, in milliseconds; 0: only on SIGHUP.
     #[arg(long, value_name = "MS")]
     pub(crate) routing_reload_poll_ms: Option<u64>,
+    /// Check the configuration (settings, routing file, registry credentials) as a start would,
+    /// print it and exit: 0 when it is valid, 2 when it would be refused. Connects to nothing.
+    #[arg(long)]
+    pub(crate) check_config: bool,
+    /// GET this URL of a running processor (`http://127.0.0.1:9464/health`) and exit 0 on a 200,
+    /// 1 otherwise; reads no configuration (other flags are ignored). For container health
+    /// checks without curl.
+    #[arg(long, value_name = "URL")]
+    pub(crate) probe: Option<String>,
 }
 
 /// The processor's settings after layering, validated.

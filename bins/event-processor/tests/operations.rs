@@ -117,10 +117,18 @@ async fn metrics_endpoint_counts_routed_and_dead_lettered_events() {
         "event_processor_routing_table_info",
         &[("version", &version_label(&world.routing_text()))]
     ));
-    assert!(scrape.has(
-        "event_processor_build_info",
-        &[("version", "0.0.0"), ("processor_id", "processor-metrics")]
-    ));
+    // The git commit it was built from follows (tests/deploy.rs checks it against `--version`).
+    assert!(
+        scrape
+            .all("event_processor_build_info")
+            .iter()
+            .any(|(series, value)| *value == 1.0
+                && series.starts_with(
+                    "event_processor_build_info{version=\"0.0.0\",processor_id=\"processor-metrics\",commit=\""
+                )),
+        "build_info: {:?}",
+        scrape.all("event_processor_build_info")
+    );
 
     // Commits, their latency and the lag per partition follow within a commit interval and a
     // broker check.
