@@ -229,6 +229,18 @@ impl Partition {
         (position > floor).then_some(position)
     }
 
+    /// Where reading must start again to undo everything tracked since the last commit (the
+    /// last committed position, or the first tracked offset before any commit); `None` when
+    /// nothing was tracked since then.
+    pub(crate) fn rewind_position(&self) -> Option<i64> {
+        let first_tracked = self.first_tracked?;
+        let last_tracked = self.last_tracked?;
+        let floor = self
+            .last_committed
+            .map_or(first_tracked, |committed| committed.max(first_tracked));
+        (last_tracked >= floor).then_some(floor)
+    }
+
     pub(crate) fn mark_committed(&mut self, offset: i64) {
         if self
             .last_committed

@@ -253,6 +253,28 @@ impl OffsetTracker {
         })
     }
 
+    /// Forgets everything tracked in `tp` since its last commit, as if those records had never
+    /// been read (exactly-once mode: the transaction that held their outputs was aborted), and
+    /// returns the position to read them again from: the last committed position, or the
+    /// first tracked offset before any commit. `None` (and nothing changes) when nothing was
+    /// tracked since the last commit or `tp` is not assigned.
+    ///
+    /// The partition stays assigned under a new generation, so acknowledgements of the
+    /// forgotten records are [`AckOutcome::Stale`]; its last committed position is kept.
+    pub fn rewind(&mut self, tp: &TopicPartition) -> Option<CommitPosition> {
+        let offset = self.partition(tp)?.rewind_position()?;
+        let last_committed = self.partition(tp).and_then(Partition::last_committed);
+        self.remove(tp);
+        self.assign(tp.clone());
+        if let (Some(committed), Some(partition)) = (last_committed, self.partition_mut(tp)) {
+            partition.mark_committed(committed);
+        }
+        Some(CommitPosition {
+            partition: tp.clone(),
+            offset,
+        })
+    }
+
     /// Stops tracking a partition that was lost (its ownership already moved on, so nothing
     /// may be committed for it) and drops its state.
     pub fn lose(&mut self, tp: &TopicPartition) {

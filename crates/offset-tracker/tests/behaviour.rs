@@ -655,3 +655,38 @@ fn errors_say_what_failed_with_the_values() {
     assert!(message.contains("offset 4 of input[0]"), "{message}");
     assert!(message.contains("1 failed output(s)"), "{message}");
 }
+
+#[test]
+fn rewind_forgets_what_was_tracked_since_the_last_commit() {
+    let mut tracker = assigned(&[0, 1]);
+    // Nothing tracked: nothing to rewind.
+    assert_eq!(tracker.rewind(&tp(0)), None);
+    let a = tracker.track(&tp(0), 5, 1).unwrap();
+    assert_eq!(tracker.ack(a), Ok(AckOutcome::Completed));
+    let b = tracker.track(&tp(0), 6, 2).unwrap();
+    // Before any commit the rewind goes back to the first tracked offset.
+    assert_eq!(tracker.rewind(&tp(0)), Some(position(0, 5)));
+    assert_eq!(tracker.total_in_flight(), 0);
+    assert_eq!(tracker.ack(b), Ok(AckOutcome::Stale));
+    assert!(tracker.committable().is_empty());
+    // Read again from 5: tracked anew, committed, then more tracked and rewound to the commit.
+    let a = tracker.track(&tp(0), 5, 1).unwrap();
+    let b = tracker.track(&tp(0), 6, 1).unwrap();
+    let other = tracker.track(&tp(1), 0, 1).unwrap();
+    tracker.ack(a).unwrap();
+    tracker.ack(b).unwrap();
+    tracker.ack(other).unwrap();
+    assert_eq!(
+        commit_all(&mut tracker, T0),
+        vec![position(0, 7), position(1, 1)]
+    );
+    assert_eq!(tracker.rewind(&tp(0)), None, "nothing since the commit");
+    let c = tracker.track(&tp(0), 7, 1).unwrap();
+    tracker.track(&tp(0), 9, 0).unwrap();
+    assert_eq!(tracker.rewind(&tp(0)), Some(position(0, 7)));
+    assert_eq!(tracker.last_committed(&tp(0)), Some(7));
+    assert_eq!(tracker.ack(c), Ok(AckOutcome::Stale));
+    let c = tracker.track(&tp(0), 7, 1).unwrap();
+    tracker.ack(c).unwrap();
+    assert_eq!(tracker.committable(), vec![position(0, 8)]);
+}
