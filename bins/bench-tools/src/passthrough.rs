@@ -124,6 +124,8 @@ pub(crate) async fn run(args: PassthroughArgs) -> Result<serde_json::Value> {
                         state.tracker.lose(&tracker_partition(partition));
                     }
                 }
+                // The passthrough never rewinds.
+                SourceEvent::Rewound(_) => {}
             },
         }
     }

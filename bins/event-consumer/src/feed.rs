@@ -240,6 +240,8 @@ impl Group {
                 self.take_positions(&partitions);
                 Ok(Vec::new())
             }
+            // The consumer never rewinds.
+            SourceEvent::Rewound(_) => Ok(Vec::new()),
         }
     }
 

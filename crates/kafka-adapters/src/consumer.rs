@@ -21,13 +21,15 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig};
 use crate::config::{log_client_error, log_librdkafka};
-use crate::error::{AdapterError, code_of};
+use crate::error::{AdapterError, code_of, transaction_error};
+use crate::producer::SinkCtx;
 use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
 use crate::types::{CommitPosition, InboundRecord, TopicPartition};
 use crate::util::copy_headers;
@@ -36,6 +38,8 @@ use crate::util::run_blocking;
 /// How long the consumer thread waits in `poll` when it has nothing to hand over; also how
 /// quickly it notices that the source was dropped or closed.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Longest wait for librdkafka to carry out a seek after an aborted transaction.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
 type EventSender = mpsc::Sender<Result<SourceEvent, AdapterError>>;
 
@@ -96,12 +100,15 @@ pub fn kafka_consumer(
     let committer = KafkaOffsetCommitter {
         consumer: Arc::downgrade(&consumer),
         group_id: Arc::clone(&group_id),
+        transactions: None,
     };
     let close_requested = Arc::new(AtomicBool::new(false));
     let thread_close = Arc::clone(&close_requested);
+    let rewinds = Arc::new(Mutex::new(Vec::new()));
+    let thread_rewinds = Arc::clone(&rewinds);
     std::thread::Builder::new()
         .name("kafka-consumer".to_owned())
-        .spawn(move || consumer_thread(consumer, &thread_close))
+        .spawn(move || consumer_thread(consumer, &thread_close, &thread_rewinds))
         .map_err(|error| AdapterError::Task {
             operation: "starting the consumer thread",
             reason: error.to_string(),
@@ -114,6 +121,7 @@ pub fn kafka_consumer(
     let source = KafkaRecordSource {
         events: receiver,
         close_requested,
+        rewinds,
         group_id,
     };
     Ok((source, committer))
@@ -129,6 +137,8 @@ pub fn kafka_consumer(
 pub struct KafkaRecordSource {
     events: mpsc::Receiver<Result<SourceEvent, AdapterError>>,
     close_requested: Arc<AtomicBool>,
+    /// Rewinds asked for and not yet done by the consumer thread.
+    rewinds: Arc<Mutex<Vec<Vec<CommitPosition>>>>,
     group_id: Arc<str>,
 }
 
@@ -155,6 +165,22 @@ impl RecordSource for KafkaRecordSource {
             }),
         }
     }
+
+    /// The consumer thread drops the records of these partitions it holds, seeks them (those
+    /// still assigned) and then sends [`SourceEvent::Rewound`]. A seek that fails ends the
+    /// source with an error: reading on from where it was would skip records.
+    fn rewind(&mut self, positions: Vec<CommitPosition>) -> Result<(), AdapterError> {
+        if self.events.is_closed() {
+            return Err(AdapterError::ConsumerClosed {
+                group_id: self.group_id.to_string(),
+            });
+        }
+        self.rewinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(positions);
+        Ok(())
+    }
 }
 
 /// Commits through the consumer of a [`KafkaRecordSource`].
@@ -163,10 +189,36 @@ impl RecordSource for KafkaRecordSource {
 /// the broker answered, independently of the consumer thread (which may be blocked on a full
 /// channel). It holds the consumer weakly: once the source has closed, commits fail with
 /// [`AdapterError::ConsumerClosed`].
+///
+/// Made [`transactional`](Self::transactional) (exactly-once mode), a commit sends the
+/// positions to the producer's open transaction with the consumer's current group metadata
+/// (KIP-447: the broker refuses them from a member fenced by a rebalance) and commits it.
 #[derive(Clone)]
 pub struct KafkaOffsetCommitter {
     consumer: Weak<BaseConsumer<ConsumerCtx>>,
     group_id: Arc<str>,
+    transactions: Option<Transactions>,
+}
+
+/// The transactional producer whose transactions carry the commits.
+#[derive(Clone)]
+struct Transactions {
+    producer: Arc<ThreadedProducer<SinkCtx>>,
+    timeout: Duration,
+}
+
+impl KafkaOffsetCommitter {
+    /// Commits from now on go through the transactions of `sink`, which must come from
+    /// [`kafka_transactional_producer`](crate::kafka_transactional_producer); `timeout` bounds
+    /// each transaction call (sending offsets, committing, aborting).
+    #[must_use]
+    pub fn transactional(mut self, sink: &crate::KafkaRecordSink, timeout: Duration) -> Self {
+        self.transactions = Some(Transactions {
+            producer: sink.shared_producer(),
+            timeout,
+        });
+        self
+    }
 }
 
 impl std::fmt::Debug for KafkaOffsetCommitter {
@@ -185,7 +237,14 @@ impl OffsetCommitter for KafkaOffsetCommitter {
     ) -> impl Future<Output = Result<(), AdapterError>> + Send {
         let consumer = Weak::clone(&self.consumer);
         let group_id = Arc::clone(&self.group_id);
+        let transactions = self.transactions.clone();
         async move {
+            if let Some(transactions) = transactions {
+                return run_blocking("committing the transaction", move || {
+                    commit_transaction(&consumer, &group_id, &transactions, &positions)
+                })
+                .await;
+            }
             if positions.is_empty() {
                 return Ok(());
             }
@@ -200,6 +259,73 @@ impl OffsetCommitter for KafkaOffsetCommitter {
             .await
         }
     }
+
+    fn is_transactional(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    fn begin_transaction(&self) -> Result<(), AdapterError> {
+        match &self.transactions {
+            Some(transactions) => transactions
+                .producer
+                .begin_transaction()
+                .map_err(|error| transaction_error("beginning a transaction", &error)),
+            None => Ok(()),
+        }
+    }
+
+    fn abort_transaction(&self) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        let transactions = self.transactions.clone();
+        async move {
+            let Some(transactions) = transactions else {
+                return Ok(());
+            };
+            run_blocking("aborting the transaction", move || {
+                transactions
+                    .producer
+                    .abort_transaction(transactions.timeout)
+                    .map_err(|error| transaction_error("aborting the transaction", &error))
+            })
+            .await
+        }
+    }
+}
+
+/// Sends `positions` to the open transaction with the group's current metadata, then commits
+/// the transaction (which first waits for every record of it to be delivered).
+fn commit_transaction(
+    consumer: &Weak<BaseConsumer<ConsumerCtx>>,
+    group_id: &str,
+    transactions: &Transactions,
+    positions: &[CommitPosition],
+) -> Result<(), AdapterError> {
+    let producer = &transactions.producer;
+    if !positions.is_empty() {
+        let Some(consumer) = consumer.upgrade() else {
+            return Err(AdapterError::ConsumerClosed {
+                group_id: group_id.to_owned(),
+            });
+        };
+        let operation = "sending offsets to the transaction";
+        let list =
+            position_list(positions).map_err(|error| transaction_error(operation, &error))?;
+        let Some(metadata) = consumer.group_metadata() else {
+            return Err(AdapterError::Transaction {
+                operation,
+                code: rdkafka::types::RDKafkaErrorCode::State,
+                reason: format!("the consumer of group `{group_id}` has no group metadata"),
+                fatal: false,
+                requires_abort: true,
+                retriable: false,
+            });
+        };
+        producer
+            .send_offsets_to_transaction(&list, &metadata, transactions.timeout)
+            .map_err(|error| transaction_error(operation, &error))?;
+    }
+    producer
+        .commit_transaction(transactions.timeout)
+        .map_err(|error| transaction_error("committing the transaction", &error))
 }
 
 fn commit_sync<C: ConsumerContext>(
@@ -237,10 +363,21 @@ pub(crate) fn consumer_defaults() -> Vec<(&'static str, &'static str)> {
 
 /// Polls until the pipeline is gone or a close was asked for, then closes the consumer
 /// (dropping the last strong reference leaves the group; the final revoke runs in here).
-fn consumer_thread(consumer: Arc<BaseConsumer<ConsumerCtx>>, close_requested: &AtomicBool) {
+fn consumer_thread(
+    consumer: Arc<BaseConsumer<ConsumerCtx>>,
+    close_requested: &AtomicBool,
+    rewinds: &Mutex<Vec<Vec<CommitPosition>>>,
+) {
     let context = Arc::clone(consumer.context());
     let mut topics = TopicNames::default();
     while !close_requested.load(Ordering::Relaxed) && !context.events.is_closed() {
+        let asked = std::mem::take(&mut *rewinds.lock().unwrap_or_else(PoisonError::into_inner));
+        if asked
+            .into_iter()
+            .any(|positions| !context.rewind(&consumer, positions))
+        {
+            break;
+        }
         let wait = if context.has_pending() {
             Duration::ZERO
         } else {
@@ -362,6 +499,65 @@ impl ConsumerCtx {
                 true
             }
         }
+    }
+
+    /// Drops the held records of the partitions of `positions`, seeks those still assigned and
+    /// sends `Rewound`. False when the seek failed (the source then ends with that error) or
+    /// the pipeline is gone.
+    fn rewind(&self, consumer: &BaseConsumer<Self>, positions: Vec<CommitPosition>) -> bool {
+        let partitions: Vec<TopicPartition> = positions
+            .iter()
+            .map(|position| position.partition.clone())
+            .collect();
+        self.lock_pending().retain(|record| {
+            !partitions
+                .iter()
+                .any(|tp| tp.is(&record.topic, record.partition))
+        });
+        let assigned = consumer.assignment().unwrap_or_default();
+        let mut list = TopicPartitionList::with_capacity(positions.len());
+        for position in &positions {
+            let tp = &position.partition;
+            if assigned.find_partition(&tp.topic, tp.partition).is_none() {
+                continue;
+            }
+            if let Err(error) =
+                list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(position.offset))
+            {
+                return self.rewind_failed(&error.to_string());
+            }
+        }
+        if list.count() > 0 {
+            match consumer.seek_partitions(list, SEEK_TIMEOUT) {
+                Ok(sought) => {
+                    if let Some(failed) = sought
+                        .elements()
+                        .iter()
+                        .find_map(|element| element.error().err().map(|e| (element.partition(), e)))
+                    {
+                        return self
+                            .rewind_failed(&format!("partition {}: {}", failed.0, failed.1));
+                    }
+                }
+                Err(error) => return self.rewind_failed(&error.to_string()),
+            }
+        }
+        info!(
+            group_id = %self.group_id,
+            positions = %joined_positions(&positions),
+            "Consumer rewound to the last committed positions."
+        );
+        self.flush_pending();
+        self.deliver(Ok(SourceEvent::Rewound(partitions)))
+    }
+
+    fn rewind_failed(&self, reason: &str) -> bool {
+        self.flush_pending();
+        self.deliver(Err(AdapterError::Task {
+            operation: "rewinding the consumer (seek)",
+            reason: reason.to_owned(),
+        }));
+        false
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, partitions: Vec<TopicPartition>) {
@@ -510,6 +706,11 @@ fn partitions_in(list: &TopicPartitionList) -> Vec<TopicPartition> {
         .iter()
         .map(|element| TopicPartition::new(element.topic(), element.partition()))
         .collect()
+}
+
+fn joined_positions(positions: &[CommitPosition]) -> String {
+    let names: Vec<String> = positions.iter().map(ToString::to_string).collect();
+    names.join(",")
 }
 
 fn joined(partitions: &[TopicPartition]) -> String {

@@ -190,6 +190,28 @@ pub enum AdapterError {
         reason: String,
     },
 
+    /// A Kafka transaction operation failed (exactly-once mode). `fatal`: the producer is
+    /// fenced or otherwise unusable, stop and restart the process; `requires_abort`: abort the
+    /// transaction, rewind and go on; `retriable`: the same call may be made again.
+    #[error(
+        "{operation} failed: {reason} ({code}){kind}",
+        kind = if *fatal { "; fatal: the transactional producer cannot go on (fenced by a newer instance with the same transactional.id?)" } else if *requires_abort { "; the transaction must be aborted" } else { "" }
+    )]
+    Transaction {
+        /// What was asked, e.g. `committing the transaction`.
+        operation: &'static str,
+        /// librdkafka's or the broker's error code.
+        code: KafkaErrorCode,
+        /// librdkafka's description.
+        reason: String,
+        /// The producer cannot be used any more.
+        fatal: bool,
+        /// The transaction must be aborted.
+        requires_abort: bool,
+        /// The same call may be retried.
+        retriable: bool,
+    },
+
     /// A failure injected by one of the [`fake`](crate::fake) adapters.
     #[error("injected failure: {what}")]
     Injected {
@@ -212,7 +234,7 @@ impl AdapterError {
                 source.rdkafka_error_code().is_some_and(is_retriable_code)
             }
             Self::FlushTimeout { .. } | Self::ReadIncomplete { .. } => true,
-            Self::Injected { retriable, .. } => *retriable,
+            Self::Injected { retriable, .. } | Self::Transaction { retriable, .. } => *retriable,
             Self::ClientCreation { .. }
             | Self::Subscribe { .. }
             | Self::ConsumerFatal { .. }
@@ -251,6 +273,13 @@ impl AdapterError {
         )
     }
 
+    /// Whether this is a fatal transaction error: the transactional producer was fenced (a
+    /// newer instance with the same `transactional.id` started) or failed for good; the process
+    /// must stop and be restarted.
+    pub fn is_fatal_transaction(&self) -> bool {
+        matches!(self, Self::Transaction { fatal: true, .. })
+    }
+
     /// The Kafka error code behind this error, if there is one.
     pub fn code(&self) -> Option<KafkaErrorCode> {
         match self {
@@ -259,7 +288,8 @@ impl AdapterError {
             | Self::Delivery { code, .. }
             | Self::TopicRequest { code, .. }
             | Self::ConsumerFatal { code, .. }
-            | Self::CreateTopic { code, .. } => Some(*code),
+            | Self::CreateTopic { code, .. }
+            | Self::Transaction { code, .. } => Some(*code),
             Self::ClientCreation { source, .. }
             | Self::Subscribe { source, .. }
             | Self::Request { source, .. } => source.rdkafka_error_code(),
@@ -354,6 +384,29 @@ fn describe_replication(replication: i32) -> String {
 /// The error code inside a librdkafka error, `Fail` when it carries none.
 pub(crate) fn code_of(error: &KafkaError) -> KafkaErrorCode {
     error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
+}
+
+/// A transaction call's error, classified as librdkafka classifies it. An error that is not a
+/// transaction error (e.g. a flush timeout before the commit) counts as requiring an abort.
+pub(crate) fn transaction_error(operation: &'static str, error: &KafkaError) -> AdapterError {
+    match error {
+        KafkaError::Transaction(rd) => AdapterError::Transaction {
+            operation,
+            code: rd.code(),
+            reason: rd.to_string(),
+            fatal: rd.is_fatal(),
+            requires_abort: rd.txn_requires_abort(),
+            retriable: rd.is_retriable(),
+        },
+        other => AdapterError::Transaction {
+            operation,
+            code: code_of(other),
+            reason: other.to_string(),
+            fatal: false,
+            requires_abort: true,
+            retriable: false,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub use config::{
 };
 pub use consumer::{KafkaOffsetCommitter, KafkaRecordSource, kafka_consumer};
 pub use error::{AdapterError, KafkaErrorCode, is_record_refusal_code, is_retriable_code};
-pub use producer::{KafkaRecordSink, kafka_producer};
+pub use producer::{KafkaRecordSink, kafka_producer, kafka_transactional_producer};
 pub use reader::{ReadUntil, TopicRecord, read_topic};
 pub use traits::{OffsetCommitter, RecordSink, RecordSource, RevokeReply, SourceEvent, TopicAdmin};
 pub use types::{

@@ -51,6 +51,32 @@ pub fn kafka_producer(
     })
 }
 
+/// Creates a transactional producer (exactly-once mode): `transactional.id` set to
+/// `transactional_id`, transactions initialised (which fences any earlier producer with the same
+/// id and aborts its open transaction, so a restarted instance takes over at once). Use it with
+/// [`KafkaOffsetCommitter::transactional`](crate::KafkaOffsetCommitter::transactional), which
+/// begins, commits and aborts its transactions.
+///
+/// `transaction_timeout` bounds `init_transactions` and every later transaction call.
+pub async fn kafka_transactional_producer(
+    config: &KafkaConfig,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+    reports: UnboundedSender<DeliveryReport>,
+) -> Result<KafkaRecordSink, AdapterError> {
+    let config = config.clone().with("transactional.id", transactional_id);
+    let sink = kafka_producer(&config, reports)?;
+    let producer = Arc::clone(&sink.producer);
+    run_blocking("initialising transactions", move || {
+        producer
+            .init_transactions(transaction_timeout)
+            .map_err(|error| crate::error::transaction_error("initialising transactions", &error))
+    })
+    .await?;
+    info!(transactional_id, "Transactional producer ready.");
+    Ok(sink)
+}
+
 /// The [`RecordSink`] of a Kafka producer.
 ///
 /// Dropping it purges what is still queued (each purged record is reported as a retriable
@@ -69,6 +95,10 @@ impl std::fmt::Debug for KafkaRecordSink {
 }
 
 impl KafkaRecordSink {
+    pub(crate) fn shared_producer(&self) -> Arc<ThreadedProducer<SinkCtx>> {
+        Arc::clone(&self.producer)
+    }
+
     /// Records enqueued or in flight that have no delivery report yet.
     pub fn in_flight(&self) -> usize {
         usize::try_from(self.producer.in_flight_count()).unwrap_or(0)

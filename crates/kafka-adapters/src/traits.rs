@@ -31,6 +31,10 @@ pub enum SourceEvent {
     /// Partitions were taken away without a revoke (session timeout, fatal group error).
     /// Their uncommitted work can no longer be committed; forget it.
     Lost(Vec<TopicPartition>),
+    /// Answers [`RecordSource::rewind`]: the source now reads these partitions again from the
+    /// positions asked for. Records of them delivered between the call and this event were
+    /// read before the rewind: drop them.
+    Rewound(Vec<TopicPartition>),
 }
 
 /// The answer to a [`SourceEvent::Revoked`].
@@ -82,15 +86,54 @@ pub trait RecordSource: Send {
     /// Must be cancel-safe: the pipeline polls it in `tokio::select!` beside delivery reports and
     /// timers, and drops the future when another branch wins; dropping it must lose no event.
     fn next_event(&mut self) -> impl Future<Output = Result<SourceEvent, AdapterError>> + Send;
+
+    /// Reads the given partitions again from the given positions (exactly-once mode, after an
+    /// aborted transaction). Asynchronous: a [`SourceEvent::Rewound`] with those partitions
+    /// follows once the source reads from there; records of them that come before it are stale.
+    /// Partitions no longer assigned are skipped. The default refuses: a source that cannot
+    /// rewind cannot serve exactly-once.
+    fn rewind(&mut self, positions: Vec<CommitPosition>) -> Result<(), AdapterError> {
+        let _ = positions;
+        Err(AdapterError::Task {
+            operation: "rewinding the source",
+            reason: "this source cannot rewind".to_owned(),
+        })
+    }
 }
 
 /// Commits consumed positions for the consumer group.
+///
+/// A transactional committer (exactly-once mode) commits positions *with the producer's open
+/// transaction*: `commit` sends them to the transaction and commits it, so the outputs written
+/// since [`begin_transaction`](Self::begin_transaction) and the input positions become visible
+/// to `read_committed` readers together, or not at all.
 pub trait OffsetCommitter: Send + Sync + 'static {
-    /// Commits positions; resolves when the broker confirmed (or failed).
+    /// Commits positions; resolves when the broker confirmed (or failed). Transactional: sends
+    /// them to the open transaction and commits it (an empty list commits the transaction
+    /// without offsets).
     fn commit(
         &self,
         positions: Vec<CommitPosition>,
     ) -> impl Future<Output = Result<(), AdapterError>> + Send;
+
+    /// Whether commits are transactions (exactly-once mode). `false` by default.
+    fn is_transactional(&self) -> bool {
+        false
+    }
+
+    /// Opens a transaction on the producer; outputs sent until the next `commit` or
+    /// [`abort_transaction`](Self::abort_transaction) belong to it. Does nothing when not
+    /// transactional. Local and cheap (no broker round trip).
+    fn begin_transaction(&self) -> Result<(), AdapterError> {
+        Ok(())
+    }
+
+    /// Aborts the open transaction: its outputs are never shown to `read_committed` readers,
+    /// and every record still queued in the producer gets a failed delivery report. Does
+    /// nothing when not transactional.
+    fn abort_transaction(&self) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Where produced records go.

@@ -24,6 +24,13 @@ impl TopicPartition {
     }
 }
 
+impl TopicPartition {
+    /// Whether this is partition `partition` of `topic`.
+    pub(crate) fn is(&self, topic: &str, partition: i32) -> bool {
+        self.partition == partition && *self.topic == *topic
+    }
+}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[{}]", self.topic, self.partition)

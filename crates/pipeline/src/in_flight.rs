@@ -101,7 +101,6 @@ impl<T> Slab<T> {
         Some(slot)
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -56,4 +56,19 @@ pub enum PipelineError {
     /// The record source failed.
     #[error("the input consumer failed: {0}")]
     Source(#[source] kafka_adapters::AdapterError),
+    /// Exactly-once mode: the transactional producer failed for good (typically fenced: a newer
+    /// instance with the same `transactional.id` took over). Nothing of the open transaction is
+    /// visible to `read_committed` readers; a restarted process resumes from the last commit.
+    #[error(
+        "the transactional producer cannot go on: {0}; stopping (a restart resumes from the last committed transaction)"
+    )]
+    Transaction(#[source] kafka_adapters::AdapterError),
+}
+
+impl PipelineError {
+    /// Whether the error is a fatal transaction error (exactly-once mode), for which the
+    /// binary exits with its own code so an orchestrator restarts it.
+    pub fn is_fatal_transaction(&self) -> bool {
+        matches!(self, Self::Transaction(_))
+    }
 }

@@ -22,6 +22,29 @@
 //!     dead-letter topic missing or not writable) is retried as transient: it is never dropped.
 //! - The loop is one task; a schema id seen for the first time is fetched inline, and a registry
 //!   outage pauses reading (never dead-letters good events).
+//!
+//! # Exactly-once mode
+//! When the committer [is transactional](OffsetCommitter::is_transactional) (the binary's
+//! `delivery = "exactly-once"`), routed outputs, dead letters and input offsets are written in
+//! one Kafka transaction of the one transactional producer of the instance (KIP-447):
+//! - A transaction opens with the first batch read after the previous one closed, and closes
+//!   when the commit policy says a commit is due (count or time), on a revoke and on shutdown.
+//!   It commits only once every record read in it is complete (every output acknowledged), with
+//!   the tracker's safe positions as its offsets: the [`OffsetTracker`] still alone says what
+//!   may be committed.
+//! - A failed delivery, a failed (not fatal) commit or a lost partition aborts the
+//!   transaction; the tracker forgets every record read since the last commit
+//!   ([`OffsetTracker::rewind`]) and the source is rewound to the last committed positions
+//!   ([`RecordSource::rewind`]); records read before the rewind are dropped until the source
+//!   confirms it. So an output refused for good is not dead-lettered as `refused` in this mode
+//!   (librdkafka fails the transaction on any failed delivery): its partition keeps aborting
+//!   until the topic is fixed. Refusals at enqueue (record too large) are dead-lettered as usual.
+//! - A fatal error (producer fenced by a newer instance with the same `transactional.id`) ends
+//!   the run with [`PipelineError::Transaction`] without committing.
+//!
+//! Promise: a downstream reader with `isolation.level=read_committed` sees each input event's
+//! outputs (or its dead letter) exactly once, also across crashes, aborts and rebalances. A
+//! `read_uncommitted` reader may also see copies from aborted transactions.
 
 use crate::config::{PipelineConfig, record_bytes};
 use crate::dead_letter::{dead_letter_record, refused_dead_letter_record, value_omitted_record};
@@ -107,6 +130,7 @@ where
     } = parts;
     let started = Instant::now();
     let snapshot = Arc::clone(&routing.borrow_and_update());
+    let exactly_once = committer.is_transactional();
     let mut core = Core {
         tracker: OffsetTracker::new(config.commit_policy, Duration::ZERO),
         outputs: InFlightOutputs::default(),
@@ -125,6 +149,12 @@ where
         batch_now_ms: 0,
         plan_outputs: Vec::new(),
         started,
+        exactly_once,
+        transaction_open: false,
+        doomed: None,
+        fatal: None,
+        rewinding: Vec::new(),
+        pending_rewind: Vec::new(),
         config,
         sink,
         committer,
@@ -136,7 +166,7 @@ where
     let mut commit_check = tokio::time::interval(COMMIT_CHECK_INTERVAL);
     commit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    info!(processor_id = %core.config.processor_id, "Pipeline started.");
+    info!(processor_id = %core.config.processor_id, exactly_once, "Pipeline started.");
     loop {
         core.heartbeat();
         if *shutdown.borrow() {
@@ -163,10 +193,10 @@ where
                 }
             }
             Step::Retry => core.send_due_retries(),
-            Step::CommitCheck => core.commit_if_due().await,
+            Step::CommitCheck => core.commit_if_due(&mut reports).await,
             Step::Source(Err(error)) => {
                 warn!(%error, "Source failed; stopping after a drain.");
-                core.shutdown(&mut reports).await;
+                core.shutdown(&mut reports).await?;
                 return Err(PipelineError::Source(error));
             }
             Step::Source(Ok(event)) => {
@@ -186,8 +216,11 @@ where
                 }
             }
         }
+        if core.exactly_once {
+            core.settle_transaction(&mut source, &mut reports).await?;
+        }
     }
-    Ok(core.shutdown(&mut reports).await)
+    core.shutdown(&mut reports).await
 }
 
 enum Step {
@@ -252,6 +285,20 @@ struct Core<K, C, R> {
     /// The planned outputs of one record; kept between records so planning allocates no list.
     plan_outputs: Vec<(OutboundRecord, Option<&'static str>)>,
     started: Instant,
+    /// Exactly-once mode: the committer is transactional (see the module documentation).
+    exactly_once: bool,
+    /// A transaction is open: outputs were sent since the last transaction commit or abort.
+    transaction_open: bool,
+    /// Why the open transaction must be aborted (a delivery failed, a commit failed, a
+    /// partition was lost); the loop aborts it and rewinds after the current step.
+    doomed: Option<String>,
+    /// The transactional producer cannot go on (fenced): the run ends with this error.
+    fatal: Option<kafka_adapters::AdapterError>,
+    /// Partitions rewound after an abort whose records read before the rewind may still
+    /// arrive: dropped until the source's `Rewound` for them.
+    rewinding: Vec<TopicPartition>,
+    /// Positions to rewind the source to, handed to it after the current step.
+    pending_rewind: Vec<CommitPosition>,
     config: PipelineConfig,
     sink: K,
     committer: C,
@@ -351,8 +398,11 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Interrupted> {
         match event {
-            SourceEvent::Records(records) => {
+            SourceEvent::Records(mut records) => {
                 self.stats.consumed.fetch_add(records.len() as u64, Relaxed);
+                if self.exactly_once && !self.begin_transaction(&mut records) {
+                    return Ok(());
+                }
                 self.batch_now_ms = self.clock.now_ms();
                 for record in records {
                     self.on_record(record, shutdown).await?;
@@ -363,6 +413,12 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 for tp in partitions {
                     self.tracker.assign(tracker_partition(&tp));
                 }
+                self.count_assigned();
+            }
+            SourceEvent::Revoked { partitions, reply } if self.exactly_once => {
+                self.revoke_in_transaction(&partitions, reports).await;
+                // Committed in the transaction (or aborted): nothing to commit outside it.
+                reply.commit(Vec::new());
                 self.count_assigned();
             }
             SourceEvent::Revoked { partitions, reply } => {
@@ -380,7 +436,19 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 for tp in &partitions {
                     self.tracker.lose(&tracker_partition(tp));
                 }
+                if self.exactly_once {
+                    self.rewinding.retain(|tp| !partitions.contains(tp));
+                    self.pending_rewind
+                        .retain(|position| !partitions.contains(&position.partition));
+                    if self.transaction_open {
+                        // Their offsets can no longer be committed: the outputs must go too.
+                        self.doom("input partitions were lost".to_owned());
+                    }
+                }
                 self.count_assigned();
+            }
+            SourceEvent::Rewound(partitions) => {
+                self.rewinding.retain(|tp| !partitions.contains(tp));
             }
         }
         Ok(())
@@ -674,6 +742,15 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 if !error.is_retriable() {
                     self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
                 }
+                if self.exactly_once {
+                    self.drop_output(tag);
+                    if error.is_fatal_transaction() {
+                        self.fatal = Some(error);
+                    } else {
+                        self.doom(format!("the producer refused a record: {error}"));
+                    }
+                    return;
+                }
                 warn!(%error, "Producer refused a record; retrying.");
                 self.on_failed_attempt(tag, record);
             }
@@ -720,6 +797,13 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 debug!(error = %failure.error, retriable = failure.retriable, "Delivery failed.");
                 if !failure.retriable {
                     self.stats.produce_permanent_failures.fetch_add(1, Relaxed);
+                }
+                if self.exactly_once {
+                    // librdkafka fails the transaction's commit after any failed delivery: the
+                    // transaction is aborted and its records read again (see the module docs).
+                    self.drop_output(report.tag);
+                    self.doom(format!("a delivery failed: {}", failure.error));
+                    return;
                 }
                 if failure.error.refuses_record() {
                     self.on_refused(report.tag, failure.record, &failure.error);
@@ -926,10 +1010,14 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         }
     }
 
-    async fn commit_if_due(&mut self) {
+    async fn commit_if_due(&mut self, reports: &mut mpsc::UnboundedReceiver<DeliveryReport>) {
         let now = self.now();
         if let Some(commit) = self.tracker.due_commit(now) {
-            self.commit(commit).await;
+            if self.exactly_once {
+                self.close_transaction(reports).await;
+            } else {
+                self.commit(commit).await;
+            }
         }
     }
 
@@ -992,6 +1080,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         done: impl Fn(&OffsetTracker) -> bool,
     ) -> bool {
         while !done(&self.tracker) {
+            if self.doomed.is_some() || self.fatal.is_some() {
+                return false;
+            }
             let next_retry = self.next_retry_due().unwrap_or_else(far_future);
             tokio::select! {
                 report = reports.recv() => match report {
@@ -1012,7 +1103,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     async fn shutdown(
         mut self,
         reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
-    ) -> RunSummary {
+    ) -> Result<RunSummary, PipelineError> {
         info!(
             in_flight = self.tracker.total_in_flight(),
             "Shutting down: draining in-flight records."
@@ -1027,22 +1118,256 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 "Drain timed out; those records will be routed again after a restart."
             );
         }
-        let positions = self.tracker.committable();
-        let final_commit_ok = if positions.is_empty() {
-            true
+        let final_commit_ok = if self.exactly_once {
+            match (drained, self.transaction_open) {
+                (_, false) => true,
+                (true, true) => self.close_transaction(reports).await,
+                (false, true) => false,
+            }
         } else {
-            self.commit(Commit { positions }).await
+            let positions = self.tracker.committable();
+            if positions.is_empty() {
+                true
+            } else {
+                self.commit(Commit { positions }).await
+            }
         };
+        if self.exactly_once && self.transaction_open {
+            if let Err(error) = self.committer.abort_transaction().await {
+                warn!(%error, "Aborting the last transaction at shutdown failed; the broker aborts it after transaction.timeout.ms.");
+            }
+            self.stats.transactions_aborted.fetch_add(1, Relaxed);
+        }
+        if let Some(error) = self.fatal.take() {
+            return Err(PipelineError::Transaction(error));
+        }
         let remaining = self.config.drain_timeout.min(Duration::from_secs(5));
         if let Err(error) = self.sink.flush(remaining).await {
             warn!(%error, "Producer flush failed at shutdown.");
         }
         self.heartbeat();
         info!(final_commit_ok, "Pipeline stopped.");
-        RunSummary {
+        Ok(RunSummary {
             abandoned_in_flight: self.tracker.total_in_flight(),
             final_commit_ok,
+        })
+    }
+}
+
+/// Exactly-once mode: transactions (see the module documentation).
+impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
+    /// Drops records read before a rewind of their partition, and opens a transaction for
+    /// the others if none is open. False when nothing is left to process (or the producer
+    /// cannot open one: `fatal` is set and the run ends after this step).
+    fn begin_transaction(&mut self, records: &mut Vec<InboundRecord>) -> bool {
+        if !self.rewinding.is_empty() {
+            let rewinding = &self.rewinding;
+            records.retain(|record| {
+                !rewinding
+                    .iter()
+                    .any(|tp| tp.partition == record.partition && *tp.topic == *record.topic)
+            });
         }
+        if records.is_empty() {
+            return false;
+        }
+        if self.transaction_open {
+            return true;
+        }
+        match self.committer.begin_transaction() {
+            Ok(()) => {
+                self.transaction_open = true;
+                true
+            }
+            Err(error) => {
+                // Nothing of the batch is tracked: the run must end before any later record
+                // is, or a commit could pass these.
+                self.fatal = Some(error);
+                false
+            }
+        }
+    }
+
+    fn doom(&mut self, reason: String) {
+        if self.doomed.is_none() {
+            warn!(%reason, "The open transaction must be aborted.");
+            self.doomed = Some(reason);
+        }
+    }
+
+    /// Forgets output `tag` (its transaction is aborted, or it failed in one).
+    fn drop_output(&mut self, tag: usize) {
+        let Some(slot) = self.outputs.remove(tag) else {
+            return;
+        };
+        if slot.failures >= self.config.retry.budget {
+            self.stats.stuck_records.fetch_sub(1, Relaxed);
+        }
+        if let Some(input) = slot.input {
+            self.inputs.release(input);
+        }
+    }
+
+    /// Commits the open transaction once every record read in it is complete (every output
+    /// acknowledged), with the tracker's safe positions of every partition as its offsets.
+    /// True when no transaction is open any more; on failure the transaction is doomed (or
+    /// `fatal` set) and false comes back.
+    async fn close_transaction(
+        &mut self,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+    ) -> bool {
+        if !self.transaction_open {
+            return true;
+        }
+        if self.doomed.is_some() || self.fatal.is_some() {
+            return false;
+        }
+        let deadline = Instant::now() + self.config.drain_timeout;
+        let drained = self
+            .drain_until(reports, deadline, |tracker| tracker.total_in_flight() == 0)
+            .await;
+        if self.doomed.is_some() || self.fatal.is_some() {
+            return false;
+        }
+        if !drained {
+            self.doom(format!(
+                "{} records of the transaction were not acknowledged within pipeline.drain_timeout_ms",
+                self.tracker.total_in_flight()
+            ));
+            return false;
+        }
+        let commit = Commit {
+            positions: self.tracker.committable(),
+        };
+        let asked = Instant::now();
+        let answer = self.committer.commit(adapter_positions(&commit)).await;
+        self.stats
+            .commit_latency
+            .observe_ms(asked.elapsed().as_millis() as i64);
+        match answer {
+            Ok(()) => {
+                self.tracker.mark_committed(&commit, self.now());
+                self.transaction_open = false;
+                self.stats.commits.fetch_add(1, Relaxed);
+                self.stats.transactions_committed.fetch_add(1, Relaxed);
+                true
+            }
+            Err(error) => {
+                self.stats.commit_failures.fetch_add(1, Relaxed);
+                if error.is_fatal_transaction() {
+                    self.fatal = Some(error);
+                } else {
+                    self.doom(format!("committing the transaction failed: {error}"));
+                }
+                false
+            }
+        }
+    }
+
+    /// A revoke in exactly-once mode: the open transaction is committed with every
+    /// partition's offsets before the partitions move (or aborted, and the partitions kept
+    /// are rewound); the revoked partitions are then forgotten.
+    async fn revoke_in_transaction(
+        &mut self,
+        partitions: &[TopicPartition],
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+    ) {
+        let committed = self.close_transaction(reports).await;
+        if !committed && self.fatal.is_none() {
+            self.abort_and_rewind(reports).await;
+        }
+        for tp in partitions {
+            self.tracker.revoke(&tracker_partition(tp));
+        }
+        self.rewinding.retain(|tp| !partitions.contains(tp));
+        self.pending_rewind
+            .retain(|position| !partitions.contains(&position.partition));
+        info!(
+            partitions = %display_partitions(partitions),
+            transaction_committed = committed,
+            "Partitions revoked after their transaction closed."
+        );
+    }
+
+    /// Aborts the open transaction and rewinds: every output of it is forgotten (after the
+    /// producer reported each one, so that no late report can find a reused tag), the tracker
+    /// forgets every record read since the last commit, and the source is to read those
+    /// partitions again from the last committed positions.
+    async fn abort_and_rewind(&mut self, reports: &mut mpsc::UnboundedReceiver<DeliveryReport>) {
+        let reason = self.doomed.take().unwrap_or_default();
+        warn!(
+            %reason,
+            in_flight = self.tracker.total_in_flight(),
+            "Aborting the transaction; its records are read and routed again from the last committed positions."
+        );
+        self.stats.transactions_aborted.fetch_add(1, Relaxed);
+        if let Err(error) = self.committer.abort_transaction().await {
+            self.fatal = Some(error);
+            return;
+        }
+        self.transaction_open = false;
+        // Outputs waiting for a retry are not in the producer: nothing will report them.
+        while let Some(Reverse(retry)) = self.retries.pop() {
+            self.drop_output(retry.tag);
+        }
+        let deadline = Instant::now() + self.config.drain_timeout;
+        while self.outputs.len() > 0 {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(report) => self.drop_output(report.tag),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => break,
+            }
+        }
+        if self.outputs.len() > 0 {
+            self.fatal = Some(kafka_adapters::AdapterError::Task {
+                operation: "aborting the transaction",
+                reason: format!(
+                    "{} records of the aborted transaction got no delivery report within pipeline.drain_timeout_ms",
+                    self.outputs.len()
+                ),
+            });
+            return;
+        }
+        let assigned: Vec<_> = self.tracker.assigned().cloned().collect();
+        for tp in assigned {
+            if let Some(position) = self.tracker.rewind(&tp) {
+                let partition = TopicPartition {
+                    topic: position.partition.topic,
+                    partition: position.partition.partition,
+                };
+                self.rewinding.push(partition.clone());
+                self.pending_rewind.push(CommitPosition {
+                    partition,
+                    offset: position.offset,
+                });
+            }
+        }
+        self.stats
+            .in_flight
+            .store(self.tracker.total_in_flight() as i64, Relaxed);
+    }
+
+    /// After each step in exactly-once mode: abort and rewind a doomed transaction, hand the
+    /// rewind to the source, or end the run on a fatal transaction error.
+    async fn settle_transaction<S: RecordSource>(
+        &mut self,
+        source: &mut S,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+    ) -> Result<(), PipelineError> {
+        if self.doomed.is_some() && self.fatal.is_none() {
+            self.abort_and_rewind(reports).await;
+        }
+        if let Some(error) = self.fatal.take() {
+            tracing::error!(%error, "The transactional producer cannot go on; stopping without committing.");
+            return Err(PipelineError::Transaction(error));
+        }
+        if !self.pending_rewind.is_empty() {
+            let positions = std::mem::take(&mut self.pending_rewind);
+            source.rewind(positions).map_err(PipelineError::Source)?;
+        }
+        Ok(())
     }
 }
 

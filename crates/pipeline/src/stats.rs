@@ -53,6 +53,10 @@ pub struct PipelineStats {
     /// Fingerprint (`router_core::Router::version`) of the routing table used for records decided
     /// from now on.
     pub routing_version: AtomicU64,
+    /// Transactions committed (exactly-once mode; also counted in `commits`).
+    pub transactions_committed: AtomicU64,
+    /// Transactions aborted (exactly-once mode): their records are read and routed again.
+    pub transactions_aborted: AtomicU64,
 }
 
 /// Counters keyed by topic name. Finding or adding a counter takes a lock, so the pipeline does

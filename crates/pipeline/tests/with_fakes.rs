@@ -119,6 +119,15 @@ fn partition(index: i32) -> TopicPartition {
 }
 
 async fn start(completion: Completion, configure: impl FnOnce(&mut PipelineConfig)) -> Harness {
+    start_with(completion, false, configure).await
+}
+
+/// `exactly_once`: the committer drives the sink's transactions.
+async fn start_with(
+    completion: Completion,
+    exactly_once: bool,
+    configure: impl FnOnce(&mut PipelineConfig),
+) -> Harness {
     let registry = Arc::new(FlakyRegistry::default());
     let encoder = InputEncoder::register(&*registry, "producer.to.processor-value")
         .await
@@ -135,7 +144,10 @@ async fn start(completion: Completion, configure: impl FnOnce(&mut PipelineConfi
     let sink = FakeSink::new(report_sender);
     sink.set_completion(completion);
     let source = FakeSource::new();
-    let committer = FakeCommitter::new();
+    let committer = match exactly_once {
+        true => FakeCommitter::transactional(&sink),
+        false => FakeCommitter::new(),
+    };
     let stats = Arc::new(PipelineStats::default());
     let mut config = PipelineConfig::new("processor-under-test", DLQ);
     config.commit_policy.max_interval = Duration::from_millis(10);
@@ -1146,4 +1158,135 @@ async fn reports_routed_per_topic_routing_version_commit_latency_and_retries() {
         stats.commits.load(Relaxed) + stats.commit_failures.load(Relaxed)
     );
     harness.stop().await;
+}
+
+/// Exactly-once: a failed delivery aborts the transaction; nothing of it is visible to a
+/// `read_committed` reader, the source is rewound to the last committed position (the first
+/// tracked offset here) and the records read again are routed and dead-lettered exactly once.
+#[tokio::test]
+async fn exactly_once_aborts_a_failed_transaction_rewinds_and_routes_again() {
+    let harness = start_with(Completion::Hold, true, |_| {}).await;
+    let records = |harness: &Harness, from: i64| -> Vec<InboundRecord> {
+        (from..4)
+            .map(|offset| match offset {
+                3 => harness.record(0, offset, Some(b"not avro".to_vec())),
+                _ => harness.record(0, offset, Some(harness.event("FINANCE", "FINANCE", "x"))),
+            })
+            .collect()
+    };
+    harness.source.push_records(records(&harness, 0));
+    harness.wait_sent(4).await;
+    assert!(harness.sink.transaction_open());
+    let tags = harness.sink.held_tags();
+    assert!(harness.sink.ack(tags[0]));
+    assert!(harness.sink.ack(tags[1]));
+    // A failed delivery dooms the transaction (librdkafka would fail its commit).
+    assert!(harness.sink.fail(tags[2], true));
+    let rewound = tokio::time::timeout(WAIT, async {
+        while harness.source.rewinds().is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(rewound.is_ok(), "the source is rewound after the abort");
+    assert_eq!(
+        harness.source.rewinds(),
+        vec![vec![kafka_adapters::CommitPosition {
+            partition: partition(0),
+            offset: 0
+        }]]
+    );
+    assert_eq!(harness.sink.transactions(), (0, 1));
+    assert_eq!(
+        harness.sink.aborted_records().len(),
+        2,
+        "the two acknowledged outputs"
+    );
+    assert!(harness.sink.committed_records().is_empty());
+    assert!(
+        harness.sink.held_tags().is_empty(),
+        "the abort purged the held dead letter"
+    );
+    assert_eq!(harness.committer.committed(&partition(0)), None);
+    assert_eq!(harness.stats.transactions_aborted.load(Relaxed), 1);
+
+    // Read again from the rewind position: everything is routed once and committed with it.
+    harness.sink.set_completion(Completion::AckImmediately);
+    harness.source.push_records(records(&harness, 0));
+    assert!(harness.committer.wait_for(&partition(0), 4, WAIT).await);
+    let committed = harness.sink.committed_records();
+    let keys: Vec<_> = committed
+        .iter()
+        .map(|sent| (sent.record.topic.to_string(), sent.record.key.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("processor.to.finance".to_owned(), Some(b"key-0".to_vec())),
+            ("processor.to.finance".to_owned(), Some(b"key-1".to_vec())),
+            ("processor.to.finance".to_owned(), Some(b"key-2".to_vec())),
+            (DLQ.to_owned(), Some(b"key-3".to_vec())),
+        ]
+    );
+    let summary = harness.stop().await;
+    assert!(summary.final_commit_ok);
+    assert_eq!(summary.abandoned_in_flight, 0);
+}
+
+/// Exactly-once: a commit that fails (not fatally) aborts; a revoke commits the transaction
+/// before the partitions move and answers nothing to commit outside it.
+#[tokio::test]
+async fn exactly_once_failed_commit_aborts_and_revoke_commits_inside_the_transaction() {
+    let harness = start_with(Completion::AckImmediately, true, |_| {}).await;
+    harness.committer.fail_next(1, true);
+    harness.source.push_records(vec![harness.record(
+        1,
+        7,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    let rewound = tokio::time::timeout(WAIT, async {
+        while harness.source.rewinds().is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(rewound.is_ok(), "the failed commit aborts and rewinds");
+    assert_eq!(harness.sink.transactions(), (0, 1));
+    assert!(harness.sink.committed_records().is_empty());
+    harness.source.push_records(vec![harness.record(
+        1,
+        7,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    let revoke = harness.source.push_revoke(vec![partition(1)]);
+    let answer = tokio::time::timeout(WAIT, revoke.answer())
+        .await
+        .expect("answered");
+    assert_eq!(
+        answer,
+        Some(Vec::new()),
+        "committed in the transaction, not outside"
+    );
+    assert_eq!(harness.committer.committed(&partition(1)), Some(8));
+    assert_eq!(harness.sink.committed_records().len(), 1);
+    harness.stop().await;
+}
+
+/// Exactly-once: a fenced producer ends the run with a fatal transaction error.
+#[tokio::test]
+async fn exactly_once_fenced_producer_stops_the_run() {
+    let harness = start_with(Completion::AckImmediately, true, |_| {}).await;
+    harness.committer.fence();
+    harness.source.push_records(vec![harness.record(
+        0,
+        0,
+        Some(harness.event("FINANCE", "FINANCE", "x")),
+    )]);
+    let outcome = tokio::time::timeout(WAIT, harness.run)
+        .await
+        .expect("the run ends")
+        .expect("no panic");
+    let error = outcome.expect_err("a fenced producer is fatal");
+    assert!(error.is_fatal_transaction(), "{error}");
+    assert!(harness.sink.committed_records().is_empty());
 }

@@ -11,11 +11,15 @@ use crate::error::AdapterError;
 use crate::traits::OffsetCommitter;
 use crate::types::{CommitPosition, TopicPartition};
 
+use super::FakeSink;
+
 /// An [`OffsetCommitter`] that records commits and can fail the next ones.
 #[derive(Clone, Debug, Default)]
 pub struct FakeCommitter {
     state: Arc<Mutex<CommitterState>>,
     changed: Arc<Notify>,
+    /// The sink whose transactions commits go through (exactly-once mode).
+    transactions: Option<FakeSink>,
 }
 
 #[derive(Debug, Default)]
@@ -24,12 +28,29 @@ struct CommitterState {
     failed: Vec<Vec<CommitPosition>>,
     committed: BTreeMap<TopicPartition, i64>,
     fail_next: VecDeque<bool>,
+    /// The next transaction commit fails as fatal (a fenced producer).
+    fenced: bool,
 }
 
 impl FakeCommitter {
     /// A committer that accepts everything.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A transactional committer: `commit` commits `sink`'s open transaction with the
+    /// positions, `begin_transaction` and `abort_transaction` drive `sink`'s transactions
+    /// ([`FakeSink::committed_records`] is what a `read_committed` reader sees).
+    pub fn transactional(sink: &FakeSink) -> Self {
+        Self {
+            transactions: Some(sink.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// The next commits fail as a fenced producer's would (fatal).
+    pub fn fence(&self) {
+        lock(&self.state).fenced = true;
     }
 
     /// Fails the next `count` commit calls (each with an injected error).
@@ -89,12 +110,29 @@ impl OffsetCommitter for FakeCommitter {
     ) -> impl Future<Output = Result<(), AdapterError>> + Send {
         let outcome = {
             let mut state = lock(&self.state);
-            match state.fail_next.pop_front() {
-                Some(retriable) => {
-                    let error = AdapterError::Injected {
-                        what: format!("commit of {} positions", positions.len()),
-                        retriable,
-                    };
+            if state.fenced && self.transactions.is_some() {
+                return std::future::ready(Err(AdapterError::Transaction {
+                    operation: "committing the transaction",
+                    code: crate::KafkaErrorCode::Fenced,
+                    reason: "injected: fenced".to_owned(),
+                    fatal: true,
+                    requires_abort: false,
+                    retriable: false,
+                }));
+            }
+            let failure = state.fail_next.pop_front();
+            let committed = match (&self.transactions, failure) {
+                (Some(sink), None) => sink.commit_transaction().err(),
+                _ => None,
+            };
+            match failure
+                .map(|retriable| AdapterError::Injected {
+                    what: format!("commit of {} positions", positions.len()),
+                    retriable,
+                })
+                .or(committed)
+            {
+                Some(error) => {
                     state.failed.push(positions);
                     Err(error)
                 }
@@ -111,6 +149,24 @@ impl OffsetCommitter for FakeCommitter {
         };
         self.changed.notify_waiters();
         std::future::ready(outcome)
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.transactions.is_some()
+    }
+
+    fn begin_transaction(&self) -> Result<(), AdapterError> {
+        match &self.transactions {
+            Some(sink) => sink.begin_transaction(),
+            None => Ok(()),
+        }
+    }
+
+    fn abort_transaction(&self) -> impl Future<Output = Result<(), AdapterError>> + Send {
+        if let Some(sink) = &self.transactions {
+            sink.abort_transaction();
+        }
+        std::future::ready(Ok(()))
     }
 }
 

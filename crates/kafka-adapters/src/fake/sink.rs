@@ -61,6 +61,22 @@ struct SinkState {
     queue_full_next: usize,
     fail_next: VecDeque<Failure>,
     rules: Vec<(FailureRule, Failure)>,
+    transaction: Transaction,
+}
+
+/// The sink's transactions, driven by a [`FakeCommitter`](super::FakeCommitter) made
+/// [`transactional`](super::FakeCommitter::transactional).
+#[derive(Default)]
+struct Transaction {
+    open: bool,
+    /// Records delivered in the open transaction.
+    delivered: Vec<SentRecord>,
+    /// Records of committed transactions: what a `read_committed` reader sees.
+    committed: Vec<SentRecord>,
+    /// Records of aborted transactions.
+    aborted: Vec<SentRecord>,
+    commits: usize,
+    aborts: usize,
 }
 
 impl std::fmt::Debug for FakeSink {
@@ -140,6 +156,80 @@ impl FakeSink {
         lock(&self.state).rules.clear();
     }
 
+    /// Records of committed transactions, in delivery order: what a `read_committed` reader of
+    /// the output topics sees. Empty unless a transactional committer drives this sink.
+    pub fn committed_records(&self) -> Vec<SentRecord> {
+        lock(&self.state).transaction.committed.clone()
+    }
+
+    /// Records delivered in transactions that were aborted.
+    pub fn aborted_records(&self) -> Vec<SentRecord> {
+        lock(&self.state).transaction.aborted.clone()
+    }
+
+    /// Transactions committed and aborted so far.
+    pub fn transactions(&self) -> (usize, usize) {
+        let state = lock(&self.state);
+        (state.transaction.commits, state.transaction.aborts)
+    }
+
+    /// Whether a transaction is open.
+    pub fn transaction_open(&self) -> bool {
+        lock(&self.state).transaction.open
+    }
+
+    pub(crate) fn begin_transaction(&self) -> Result<(), AdapterError> {
+        let mut state = lock(&self.state);
+        if state.transaction.open {
+            return Err(AdapterError::Injected {
+                what: "begin_transaction with a transaction open".to_owned(),
+                retriable: false,
+            });
+        }
+        state.transaction.open = true;
+        Ok(())
+    }
+
+    /// Commits the open transaction; fails (to be aborted) when records are still held, as
+    /// the real producer's commit fails when a delivery fails.
+    pub(crate) fn commit_transaction(&self) -> Result<(), AdapterError> {
+        let mut state = lock(&self.state);
+        if !state.held.is_empty() {
+            return Err(AdapterError::Injected {
+                what: format!("commit_transaction with {} records held", state.held.len()),
+                retriable: false,
+            });
+        }
+        let transaction = &mut state.transaction;
+        transaction.open = false;
+        transaction.commits += 1;
+        let delivered = std::mem::take(&mut transaction.delivered);
+        transaction.committed.extend(delivered);
+        Ok(())
+    }
+
+    /// Aborts the open transaction: held records fail (retriable, as librdkafka's purge
+    /// reports them), delivered ones are discarded.
+    pub(crate) fn abort_transaction(&self) {
+        let reports = {
+            let mut state = lock(&self.state);
+            let held = std::mem::take(&mut state.held);
+            let reports: Vec<DeliveryReport> = held
+                .into_iter()
+                .map(|sent| state.report(sent, Some(Failure::Injected(true))))
+                .collect();
+            let transaction = &mut state.transaction;
+            transaction.open = false;
+            transaction.aborts += 1;
+            let delivered = std::mem::take(&mut transaction.delivered);
+            transaction.aborted.extend(delivered);
+            reports
+        };
+        for report in reports {
+            self.publish(report);
+        }
+    }
+
     /// Every accepted record, in send order (failed ones included).
     pub fn sent(&self) -> Vec<SentRecord> {
         lock(&self.state).sent.clone()
@@ -197,6 +287,12 @@ impl SinkState {
                     .or_insert(0);
                 let offset = *next;
                 *next += 1;
+                if self.transaction.open {
+                    self.transaction.delivered.push(SentRecord {
+                        tag,
+                        record: record.clone(),
+                    });
+                }
                 Ok(Delivered {
                     partition: 0,
                     offset,

@@ -29,6 +29,7 @@ struct SourceState {
     script: VecDeque<Result<SourceEvent, AdapterError>>,
     closed: bool,
     taken: usize,
+    rewinds: Vec<Vec<CommitPosition>>,
 }
 
 impl FakeSource {
@@ -77,6 +78,13 @@ impl FakeSource {
     pub fn close(&self) {
         lock(&self.state).closed = true;
         self.changed.notify_waiters();
+    }
+
+    /// Every [`rewind`](RecordSource::rewind) asked of this source, in order. A rewind drops
+    /// the scripted records of its partitions not yet taken and appends a
+    /// [`SourceEvent::Rewound`]; the test pushes the records again from the positions.
+    pub fn rewinds(&self) -> Vec<Vec<CommitPosition>> {
+        lock(&self.state).rewinds.clone()
     }
 
     /// Events pushed but not yet taken.
@@ -130,6 +138,29 @@ impl RecordSource for FakeSource {
             }
             changed.await;
         }
+    }
+
+    fn rewind(&mut self, positions: Vec<CommitPosition>) -> Result<(), AdapterError> {
+        let partitions: Vec<TopicPartition> = positions
+            .iter()
+            .map(|position| position.partition.clone())
+            .collect();
+        {
+            let mut state = lock(&self.state);
+            for event in &mut state.script {
+                if let Ok(SourceEvent::Records(records)) = event {
+                    records.retain(|record| {
+                        !partitions
+                            .iter()
+                            .any(|tp| tp.is(&record.topic, record.partition))
+                    });
+                }
+            }
+            state.rewinds.push(positions);
+            state.script.push_back(Ok(SourceEvent::Rewound(partitions)));
+        }
+        self.changed.notify_waiters();
+        Ok(())
     }
 }
 
