@@ -84,6 +84,14 @@ pub(crate) struct Cli {
     /// Extra librdkafka consumer property, `key=value`; repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     pub(crate) kafka_properties: Vec<String>,
+    /// `read_committed`: read only records of committed transactions, as a downstream service
+    /// of a processor in exactly-once mode does (aborted copies are never seen). Default
+    /// `read_uncommitted` (librdkafka's default).
+    #[arg(long, value_name = "LEVEL", value_parser = ["read_uncommitted", "read_committed"])]
+    pub(crate) isolation_level: Option<String>,
+    /// Same as `--isolation-level read_committed`.
+    #[arg(long, conflicts_with = "isolation_level")]
+    pub(crate) read_committed: bool,
     /// Limit for reaching the broker at start.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) connect_timeout_ms: u64,
@@ -189,6 +197,13 @@ impl Settings {
                 "--kafka-property `{property}` has an empty key"
             );
             kafka = kafka.with(key, value);
+        }
+        let isolation_level = match cli.read_committed {
+            true => Some("read_committed"),
+            false => cli.isolation_level.as_deref(),
+        };
+        if let Some(level) = isolation_level {
+            kafka = kafka.with("isolation.level", level);
         }
         Ok(Self {
             kafka,

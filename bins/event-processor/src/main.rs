@@ -76,10 +76,24 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             match startup::is_refused(&error) {
                 true => ExitCode::from(2),
+                false if is_fatal_transaction(&error) => ExitCode::from(EXIT_TRANSACTION_FATAL),
                 false => ExitCode::FAILURE,
             }
         }
     }
+}
+
+/// Exit code of a fatal transaction error in exactly-once mode (typically a producer fenced by a
+/// newer instance with the same `transactional.id`): restart the process.
+const EXIT_TRANSACTION_FATAL: u8 = 3;
+
+/// Limit of each transaction call (init, send offsets, commit, abort) in exactly-once mode.
+const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn is_fatal_transaction(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<pipeline::PipelineError>()
+        .is_some_and(pipeline::PipelineError::is_fatal_transaction)
 }
 
 async fn run(settings: Settings, prototype: bool) -> Result<()> {
@@ -190,9 +204,28 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
 
     let (report_sender, reports) = mpsc::unbounded_channel();
     let producer_config = settings.kafka.client(&settings.kafka.producer_properties);
-    let sink = kafka_adapters::kafka_producer(&producer_config, report_sender)
-        .context("cannot create the Kafka producer")?;
-    let consumer_config = settings.kafka.client(&settings.kafka.consumer_properties);
+    let exactly_once = settings.pipeline.delivery == settings::Delivery::ExactlyOnce;
+    let sink = match exactly_once {
+        // One transactional producer per instance (KIP-447); its id must be stable across
+        // restarts so that a restarted instance fences the previous incarnation.
+        true => {
+            let transactional_id = format!("{}.{}", settings.kafka.group_id, settings.processor_id);
+            kafka_adapters::kafka_transactional_producer(
+                &producer_config,
+                &transactional_id,
+                TRANSACTION_CALL_TIMEOUT,
+                report_sender,
+            )
+            .await
+        }
+        false => kafka_adapters::kafka_producer(&producer_config, report_sender),
+    }
+    .context("cannot create the Kafka producer")?;
+    let mut consumer_config = settings.kafka.client(&settings.kafka.consumer_properties);
+    if exactly_once {
+        // Never route the outputs of a transaction that is open or aborted upstream.
+        consumer_config = consumer_config.with("isolation.level", "read_committed");
+    }
     let (source, committer) = kafka_adapters::kafka_consumer(
         &consumer_config,
         ConsumerSettings {
@@ -205,6 +238,10 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
         },
     )
     .context("cannot create the Kafka consumer")?;
+    let committer = match exactly_once {
+        true => committer.transactional(&sink, TRANSACTION_CALL_TIMEOUT),
+        false => committer,
+    };
 
     let parts = PipelineParts {
         source,

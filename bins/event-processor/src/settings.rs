@@ -46,6 +46,10 @@ pub(crate) struct Cli {
     /// Commit after this many completed input records (or after the commit interval).
     #[arg(long)]
     pub(crate) commit_every: Option<u64>,
+    /// Delivery guarantee: `at-least-once` (default) or `exactly-once` (Kafka transactions;
+    /// read outputs with `isolation.level=read_committed`).
+    #[arg(long, value_name = "MODE", value_parser = ["at-least-once", "exactly-once"])]
+    pub(crate) delivery: Option<String>,
     /// Log level or filter (`info`, `debug`, `event_processor=debug,rdkafka=warn`); `RUST_LOG` wins.
     #[arg(long)]
     pub(crate) log_level: Option<String>,
@@ -155,6 +159,17 @@ pub(crate) struct PipelineSettings {
     pub(crate) retry_initial_backoff_ms: u64,
     pub(crate) retry_max_backoff_ms: u64,
     pub(crate) retry_budget: u32,
+    /// At-least-once (commit offsets after the outputs are acknowledged) or exactly-once
+    /// (outputs and offsets in one Kafka transaction).
+    pub(crate) delivery: Delivery,
+}
+
+/// The delivery guarantee (`pipeline.delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Delivery {
+    AtLeastOnce,
+    ExactlyOnce,
 }
 
 /// The metrics and probes endpoint.
@@ -216,6 +231,7 @@ drain_timeout_ms = 20000
 retry_initial_backoff_ms = 100
 retry_max_backoff_ms = 5000
 retry_budget = 5
+delivery = "at-least-once"
 
 [http]
 enabled = true
@@ -247,7 +263,7 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
-        let overrides: [(&str, Option<config::Value>); 12] = [
+        let overrides: [(&str, Option<config::Value>); 13] = [
             ("processor_id", cli.processor_id.clone().map(Into::into)),
             (
                 "kafka.bootstrap_servers",
@@ -274,6 +290,7 @@ impl Settings {
                 cli.destination_configurations.clone().map(Into::into),
             ),
             ("pipeline.commit_every", cli.commit_every.map(Into::into)),
+            ("pipeline.delivery", cli.delivery.clone().map(Into::into)),
             ("log.level", cli.log_level.clone().map(Into::into)),
             ("http.listen", cli.http_listen.clone().map(Into::into)),
             (

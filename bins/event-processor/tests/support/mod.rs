@@ -855,3 +855,36 @@ pub fn now_ms() -> i64 {
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or_default()
 }
+
+impl World {
+    /// Exactly-once tests: `topic` as a `read_committed` reader sees it now (records of open or
+    /// aborted transactions left out).
+    pub async fn read_committed(&self, topic: &str) -> Vec<TopicRecord> {
+        let kafka = self.kafka.clone().with("isolation.level", "read_committed");
+        read_topic(&kafka, topic, ReadUntil::End, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|error| panic!("reading {topic} read_committed: {error}"))
+    }
+
+    /// Exactly-once tests: the payload id of every routed record a `read_committed` reader sees
+    /// on the output topics, duplicates kept.
+    pub async fn routed_ids_committed(&self) -> Vec<String> {
+        let decoder = OutputDecoder::new();
+        let mut ids = Vec::new();
+        for topic in self.outputs.values() {
+            for record in self.read_committed(topic).await {
+                let value = record.payload.as_deref().expect("output has a value");
+                let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
+                if !decoder.is_loaded(schema_id) {
+                    decoder
+                        .load(schema_id, &self.registry)
+                        .await
+                        .expect("schema loads");
+                }
+                let output = decoder.decode(value).expect("output decodes");
+                ids.push(payload_id(&output.payload).to_owned());
+            }
+        }
+        ids
+    }
+}
