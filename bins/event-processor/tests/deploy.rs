@@ -37,7 +37,13 @@ fn yaml_documents(path: &str) -> Vec<Value> {
     let text = read(path);
     serde_yaml::Deserializer::from_str(&text)
         .map(|document| {
-            Value::deserialize(document).unwrap_or_else(|error| panic!("{path}: {error}"))
+            let mut value =
+                Value::deserialize(document).unwrap_or_else(|error| panic!("{path}: {error}"));
+            // `<<: *anchor` merge keys, as compose applies them.
+            value
+                .apply_merge()
+                .unwrap_or_else(|error| panic!("{path}: {error}"));
+            value
         })
         .filter(|document| !document.is_null())
         .collect()
@@ -352,16 +358,13 @@ fn compose_processor_is_accepted_by_the_settings_loader() {
 #[test]
 fn compose_tools_use_flags_the_tools_have() {
     let compose = &yaml_documents("deploy/compose.yaml")[0];
+    // The workspace's other binaries, beside this one in the target directory.
+    let dir = Path::new(BINARY).parent().expect("target dir");
     for (service, binary) in [
-        (
-            "producer",
-            env!("CARGO_BIN_EXE_event-processor").replace("event-processor", "event-producer"),
-        ),
-        (
-            "consumer",
-            env!("CARGO_BIN_EXE_event-processor").replace("event-processor", "event-consumer"),
-        ),
+        ("producer", dir.join("event-producer")),
+        ("consumer", dir.join("event-consumer")),
     ] {
+        let binary = binary.to_string_lossy().into_owned();
         let service = compose.at(&format!("services.{service}"));
         let entry = service.at("entrypoint.0").text();
         assert!(binary.ends_with(&entry), "{binary} vs {entry}");
