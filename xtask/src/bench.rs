@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const USAGE: &str = "\
-usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,..]
+usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,..] [--eos-intervals I1,..]
                          [--latency-secs S] [--repeat R] [--codec-secs S] [--out DIR]
                          [--profile release|debug] [--consumer-property K=V]..
                          [--producer-property K=V].. [--drain-property K=V]..
@@ -41,6 +41,8 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
   --events N       events per throughput run (default 200000; smoke 5000)
   --partitions P   input topic partitions (default 3)
   --rates ...      fixed rates for the latency runs, events/s (default 1000,5000,20000; smoke 1000)
+  --eos-intervals ...  transaction intervals of the exactly-once processor runs, ms
+                   (default 100,1000; smoke 1000)
   --latency-secs   seconds per latency run (default 10; smoke 3)
   --repeat R       throughput runs per scenario, interleaved; the median is reported (default 3; smoke 1)
   --codec-secs S   seconds of the codec + routing loop (default 5; smoke 1)
@@ -58,6 +60,9 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
 const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
 const OUTPUT_PARTITIONS: u32 = 3;
 const POISON_PERCENT: u64 = 10;
+/// The processor's default transaction interval (`pipeline.commit_interval_ms`), the one the
+/// exactly-once throughput goal is measured at.
+pub(crate) const EOS_DEFAULT_INTERVAL_MS: u64 = 1000;
 /// Latency runs leave the first second of events out of the percentiles (joins, first fetches).
 const LATENCY_WARMUP_SECS: f64 = 1.0;
 
@@ -69,6 +74,8 @@ pub(crate) struct Options {
     pub(crate) events: u64,
     pub(crate) partitions: u32,
     pub(crate) rates: Vec<u64>,
+    /// Transaction intervals (ms) of the exactly-once processor runs.
+    pub(crate) eos_intervals: Vec<u64>,
     pub(crate) latency_secs: f64,
     pub(crate) repeat: u32,
     pub(crate) codec_secs: f64,
@@ -87,8 +94,9 @@ pub(crate) struct Options {
 
 impl Options {
     fn parse(args: &[&str]) -> Result<Self> {
-        const FLAGS: [&str; 12] = [
+        const FLAGS: [&str; 13] = [
             "--events",
+            "--eos-intervals",
             "--partitions",
             "--rates",
             "--latency-secs",
@@ -135,6 +143,23 @@ impl Options {
                 })
                 .collect::<Result<_>>()?,
         };
+        let eos_intervals = match flag_value(args, "--eos-intervals")? {
+            None if smoke => vec![EOS_DEFAULT_INTERVAL_MS],
+            None => vec![100, EOS_DEFAULT_INTERVAL_MS],
+            Some(list) => list
+                .split(',')
+                .map(|interval| {
+                    interval
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|interval| *interval > 0)
+                        .with_context(|| {
+                            format!("--eos-intervals: `{interval}` is not a positive integer")
+                        })
+                })
+                .collect::<Result<_>>()?,
+        };
         let release = match flag_value(args, "--profile")? {
             None => !smoke,
             Some("release") => true,
@@ -158,6 +183,7 @@ impl Options {
             events: number("--events", if smoke { 5_000.0 } else { 200_000.0 })? as u64,
             partitions: number("--partitions", 3.0)? as u32,
             rates,
+            eos_intervals,
             latency_secs: number("--latency-secs", if smoke { 3.0 } else { 10.0 })?,
             repeat: number("--repeat", if smoke { 1.0 } else { 3.0 })? as u32,
             codec_secs: number("--codec-secs", if smoke { 1.0 } else { 5.0 })?,
@@ -237,13 +263,22 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 
     let mut throughput = Vec::new();
     for round in 1..=options.repeat {
+        let exactly_once = options
+            .eos_intervals
+            .iter()
+            .map(|interval_ms| System::ExactlyOnce {
+                interval_ms: *interval_ms,
+            });
         for kind in [
             System::Passthrough,
             System::Processor { poison_percent: 0 },
             System::Processor {
                 poison_percent: POISON_PERCENT,
             },
-        ] {
+        ]
+        .into_iter()
+        .chain(exactly_once)
+        {
             eprintln!(
                 "==> throughput {} (round {round}/{})",
                 kind.name(),
@@ -254,11 +289,20 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     }
     let mut latency = Vec::new();
     for rate in &options.rates {
+        let exactly_once = options
+            .eos_intervals
+            .iter()
+            .map(|interval_ms| System::ExactlyOnce {
+                interval_ms: *interval_ms,
+            });
         for kind in [
             System::Processor { poison_percent: 0 },
             System::Passthrough,
             System::Broker,
-        ] {
+        ]
+        .into_iter()
+        .chain(exactly_once)
+        {
             eprintln!("==> latency {} at {rate} events/s", kind.name());
             latency.push(bench.latency(kind, *rate)?);
         }
@@ -306,17 +350,29 @@ fn rewrite(options: &Options) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum System {
     Passthrough,
-    Processor { poison_percent: u64 },
+    Processor {
+        poison_percent: u64,
+    },
+    /// The processor with `delivery = "exactly-once"`, a transaction every `interval_ms`.
+    ExactlyOnce {
+        interval_ms: u64,
+    },
     Broker,
 }
 
 impl System {
+    /// Whether outputs become visible only when a transaction commits.
+    fn transactional(self) -> bool {
+        matches!(self, System::ExactlyOnce { .. })
+    }
+
     fn name(self) -> String {
         match self {
             System::Passthrough => "passthrough".to_owned(),
             System::Broker => "broker".to_owned(),
             System::Processor { poison_percent: 0 } => "processor".to_owned(),
             System::Processor { poison_percent } => format!("processor-poison-{poison_percent}"),
+            System::ExactlyOnce { interval_ms } => format!("processor-eos-{interval_ms}ms"),
         }
     }
 }
@@ -347,7 +403,7 @@ impl Bench<'_> {
         let topics = self.topics(&system.name())?;
         let poison_percent = match system {
             System::Processor { poison_percent } => poison_percent,
-            System::Passthrough | System::Broker => 0,
+            System::Passthrough | System::Broker | System::ExactlyOnce { .. } => 0,
         };
         let produced = self.produce(&topics, self.options.events, poison_percent, None)?;
         let ready = self.run_dir.join(format!("{}.ready", topics.name));
@@ -357,12 +413,14 @@ impl Bench<'_> {
             self.options.events,
             0,
             &ready,
+            system.transactional(),
         )?;
         wait_for_file(&ready, &mut drain, Duration::from_secs(30))?;
         let mut running = self.start(system, &topics)?;
         // CPU is counted from the assignment on, so start-up work (topic checks, the join, the
         // processor's first broker check) is not charged to the events.
         running.wait_assigned(Duration::from_secs(60))?;
+        let assigned_unix_us = unix_micros();
         let broker_cpu_before = self.broker_cpu_seconds();
         let system_cpu_before = cpu_seconds(running.pid());
         let drained =
@@ -381,6 +439,7 @@ impl Bench<'_> {
             "system": system.name(),
             "poison_percent": poison_percent,
             "events": self.options.events,
+            "assigned_unix_us": assigned_unix_us,
             "produce": produced,
             "drain": drained,
             "peak_rss_kib": peak_rss_kib,
@@ -410,6 +469,7 @@ impl Bench<'_> {
             count,
             warmup.min(count / 2),
             &ready,
+            system.transactional(),
         )?;
         wait_for_file(&ready, &mut drain, Duration::from_secs(30))?;
         let mut running = match system {
@@ -525,6 +585,7 @@ impl Bench<'_> {
         expect: u64,
         skip_first: u64,
         ready: &Path,
+        read_committed: bool,
     ) -> Result<Drain> {
         let _ = fs::remove_file(ready);
         let mut command = Command::new(&self.tools);
@@ -540,6 +601,11 @@ impl Bench<'_> {
             .arg(ready);
         for topic in read {
             command.args(["--topic", topic]);
+        }
+        if read_committed {
+            // Only what a transaction committed counts: aborted copies would be duplicates, and
+            // the wait for the commit is part of the latency a downstream reader sees.
+            command.args(["--consumer-property", "isolation.level=read_committed"]);
         }
         for property in &self.options.drain_properties {
             command.args(["--consumer-property", property]);
@@ -574,7 +640,7 @@ impl Bench<'_> {
                 command
             }
             System::Broker => bail!("the broker scenario runs no system under test"),
-            System::Processor { .. } => {
+            System::Processor { .. } | System::ExactlyOnce { .. } => {
                 let routing = self.run_dir.join(format!("{}.routing.toml", topics.name));
                 fs::write(&routing, routing_toml(&topics.outputs))
                     .with_context(|| format!("cannot write {}", routing.display()))?;
@@ -600,6 +666,12 @@ impl Bench<'_> {
                     if name.to_string_lossy().starts_with("EVENT_PROCESSOR__") {
                         command.env_remove(name);
                     }
+                }
+                if let System::ExactlyOnce { interval_ms } = system {
+                    command.args(["--delivery", "exactly-once"]).env(
+                        "EVENT_PROCESSOR__PIPELINE__COMMIT_INTERVAL_MS",
+                        interval_ms.to_string(),
+                    );
                 }
                 command
             }
@@ -676,7 +748,8 @@ impl Drain {
                     self.log.display()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Short: the exactly-once throughput is timed from this moment.
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -935,6 +1008,14 @@ fn machine() -> Value {
         "registry": format!("Apicurio Registry {}", local_stack::APICURIO_VERSION),
         "commit": command_line_output(Command::new("git").args(["rev-parse", "--short", "HEAD"])),
     })
+}
+
+/// Microseconds since the Unix epoch, as the drain stamps its records.
+fn unix_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 /// User + system CPU time of a process so far, from `/proc/<pid>/stat`.
