@@ -150,7 +150,7 @@ async fn routes_more(member: &Processor, name: &str) {
 /// Three processor binaries in one group while more than 100,000 events flow: instances join
 /// (cooperative rebalances), crash (SIGKILL: the group notices after the 6 s session timeout and
 /// their uncommitted records are routed again by the new owners) and leave gracefully (drain and
-/// commit first; today the group still notices that only after the session timeout, see
+/// commit first, then leave the group: see
 /// `a_stopped_instance_leaves_the_group_so_its_partitions_move_at_once`), never more than three
 /// at once. Each change waits until the group settled on the new members, with events still
 /// being produced.
@@ -292,10 +292,6 @@ async fn instances_joining_and_leaving_while_100k_events_flow_lose_none() {
 /// partitions over at once, not after the session timeout (6 s here, 45 s by librdkafka's
 /// default) during which nobody reads them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: the processor often exits before its consumer left the group \
-            (pipeline::run drops the source instead of closing it, and the consumer thread's \
-            background leave is cut short by the exit), so its partitions wait for the session \
-            timeout; run with --ignored"]
 async fn a_stopped_instance_leaves_the_group_so_its_partitions_move_at_once() {
     let stack = require_stack!();
     let world = World::new(stack, "leave", 4).await;

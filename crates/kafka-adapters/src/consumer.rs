@@ -157,6 +157,14 @@ impl KafkaRecordSource {
 }
 
 impl RecordSource for KafkaRecordSource {
+    /// Asks the consumer to leave, then reads until the consumer thread ended: it closes the
+    /// consumer (LeaveGroup) before it drops the channel, so a process that exits right after
+    /// this has left its group.
+    async fn release(mut self) {
+        self.begin_close();
+        while self.events.recv().await.is_some() {}
+    }
+
     async fn next_event(&mut self) -> Result<SourceEvent, AdapterError> {
         match self.events.recv().await {
             Some(event) => event,

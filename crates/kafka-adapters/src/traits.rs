@@ -99,6 +99,17 @@ pub trait RecordSource: Send {
             reason: "this source cannot rewind".to_owned(),
         })
     }
+
+    /// Stops the source for good and returns once it has let go of its partitions (a consumer
+    /// group member has left the group, so the others take its partitions at once instead of
+    /// after the session timeout). Called after the final commit: events still arriving are
+    /// dropped and a final revoke is answered with nothing. The default does nothing.
+    fn release(self) -> impl Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        async {}
+    }
 }
 
 /// Commits consumed positions for the consumer group.

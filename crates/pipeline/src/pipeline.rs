@@ -220,8 +220,21 @@ where
             core.settle_transaction(&mut source, &mut reports).await?;
         }
     }
-    core.shutdown(&mut reports).await
+    let summary = core.shutdown(&mut reports).await;
+    // After the final commit: leave the group now, so the other members take these partitions
+    // at once rather than after the session timeout.
+    if tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.release())
+        .await
+        .is_err()
+    {
+        warn!(timeout = ?SOURCE_CLOSE_TIMEOUT, "The source did not close in time; the group notices this member left after its session timeout.");
+    }
+    summary
 }
+
+/// How long a stop waits for the consumer to leave its group (a LeaveGroup round trip, unless
+/// the broker is unreachable).
+const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Step {
     Shutdown,
