@@ -261,6 +261,14 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         run_dir,
     };
 
+    if !options.smoke {
+        // The broker is a JVM: its first runs are slower while it compiles its hot paths, and
+        // that would fall on whichever system runs first. One discarded round warms it up.
+        eprintln!("==> warm-up round (discarded)");
+        for kind in [System::Passthrough, System::Processor { poison_percent: 0 }] {
+            bench.throughput(kind)?;
+        }
+    }
     let mut throughput = Vec::new();
     for round in 1..=options.repeat {
         let exactly_once = options
