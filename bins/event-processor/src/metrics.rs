@@ -104,6 +104,16 @@ impl Collector for ProcessorCollector {
                 ("failed", stats.commit_failures.load(Relaxed)),
             ],
         )?;
+        counter_by(
+            &mut encoder,
+            "transactions",
+            "Kafka transactions of the exactly-once mode, by result (an aborted one is read and routed again from the last committed positions); 0 in at-least-once mode.",
+            "result",
+            [
+                ("committed", stats.transactions_committed.load(Relaxed)),
+                ("aborted", stats.transactions_aborted.load(Relaxed)),
+            ],
+        )?;
         histogram(
             &mut encoder,
             "offset_commit_duration_seconds",
@@ -284,6 +294,8 @@ mod tests {
         stats.end_to_end_latency.observe_ms(7);
         stats.end_to_end_latency.observe_ms(70_000);
         stats.routing_version.store(0xabc, Relaxed);
+        stats.transactions_committed.store(5, Relaxed);
+        stats.transactions_aborted.store(1, Relaxed);
         let ops = Arc::new(Ops::new(
             stats,
             "processor-1".to_owned(),
@@ -308,6 +320,8 @@ mod tests {
             "event_processor_end_to_end_latency_seconds_sum 70.007",
             "event_processor_routing_table_info{version=\"0000000000000abc\"} 1",
             "event_processor_routing_reloads_total{result=\"failed\"} 2",
+            "event_processor_transactions_total{result=\"committed\"} 5",
+            "event_processor_transactions_total{result=\"aborted\"} 1",
             "event_processor_ready 0",
             "event_processor_alive 1",
         ] {
