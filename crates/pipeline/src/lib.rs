@@ -10,6 +10,7 @@ mod config;
 mod dead_letter;
 mod in_flight;
 mod pipeline;
+mod refusals;
 mod routing;
 mod stats;
 

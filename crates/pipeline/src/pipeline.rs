@@ -36,9 +36,14 @@
 //!   transaction; the tracker forgets every record read since the last commit
 //!   ([`OffsetTracker::rewind`]) and the source is rewound to the last committed positions
 //!   ([`RecordSource::rewind`]); records read before the rewind are dropped until the source
-//!   confirms it. So an output refused for good is not dead-lettered as `refused` in this mode
-//!   (librdkafka fails the transaction on any failed delivery): its partition keeps aborting
-//!   until the topic is fixed. Refusals at enqueue (record too large) are dead-lettered as usual.
+//!   confirms it.
+//! - An output refused for good at delivery (e.g. its topic deleted) therefore aborts the
+//!   transaction too (librdkafka fails the commit after any failed delivery), but the refusal
+//!   is remembered by input record and output topic across the rewind (bounded; forgotten once
+//!   a commit passes the input, or its partition moves): on the replay that output is
+//!   dead-lettered as `refused` in the new transaction instead of produced again, while the
+//!   input's other outputs and the other inputs route. Refusals at enqueue (record too large)
+//!   are dead-lettered at once, without an abort.
 //! - A fatal error (producer fenced by a newer instance with the same `transactional.id`) ends
 //!   the run with [`PipelineError::Transaction`] without committing.
 //!
@@ -49,6 +54,7 @@
 use crate::config::{PipelineConfig, record_bytes};
 use crate::dead_letter::{dead_letter_record, refused_dead_letter_record, value_omitted_record};
 use crate::in_flight::{InFlightInputs, InFlightOutputs, InputSlot, OutputSlot};
+use crate::refusals::Refusals;
 use crate::routing::RoutingSnapshot;
 use crate::stats::{PipelineStats, UnpublishedLatency};
 use crate::{Clock, PipelineError};
@@ -155,6 +161,7 @@ where
         fatal: None,
         rewinding: Vec::new(),
         pending_rewind: Vec::new(),
+        refusals: Refusals::default(),
         config,
         sink,
         committer,
@@ -312,6 +319,9 @@ struct Core<K, C, R> {
     rewinding: Vec<TopicPartition>,
     /// Positions to rewind the source to, handed to it after the current step.
     pending_rewind: Vec<CommitPosition>,
+    /// Exactly-once mode: routed outputs the broker refused for good in an aborted
+    /// transaction, dead-lettered as `refused` when their input is read again.
+    refusals: Refusals,
     config: PipelineConfig,
     sink: K,
     committer: C,
@@ -450,6 +460,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     self.tracker.lose(&tracker_partition(tp));
                 }
                 if self.exactly_once {
+                    for tp in &partitions {
+                        self.refusals.forget_partition(&tp.topic, tp.partition);
+                    }
                     self.rewinding.retain(|tp| !partitions.contains(tp));
                     self.pending_rewind
                         .retain(|position| !partitions.contains(&position.partition));
@@ -530,6 +543,17 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             None => None,
         };
         for (output, dead_letter_code) in plan.outputs.drain(..) {
+            // Exactly-once replay after an abort: an output the broker refused for good in the
+            // aborted transaction is dead-lettered instead of produced again.
+            let output = match (dead_letter_code, input) {
+                (None, Some(input)) if !self.refusals.is_empty() => {
+                    match self.dead_letter_known_refusal(ticket, input, output) {
+                        Ok(()) => continue,
+                        Err(output) => output,
+                    }
+                }
+                _ => output,
+            };
             let routed_counter = match dead_letter_code {
                 None => self.routed_counter(&output.topic),
                 Some(_) => None,
@@ -814,6 +838,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 if self.exactly_once {
                     // librdkafka fails the transaction's commit after any failed delivery: the
                     // transaction is aborted and its records read again (see the module docs).
+                    if failure.error.refuses_record() {
+                        self.remember_refusal(report.tag, &failure.record.topic, &failure.error);
+                    }
                     self.drop_output(report.tag);
                     self.doom(format!("a delivery failed: {}", failure.error));
                     return;
@@ -1221,6 +1248,97 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         }
     }
 
+    /// Exactly-once mode: the routed output `tag` was refused for good by `output` with
+    /// `error`; the transaction aborts, and the refusal is remembered by input and output
+    /// topic, so that the replay dead-letters it (see [`Self::dead_letter_known_refusal`]).
+    fn remember_refusal(
+        &mut self,
+        tag: usize,
+        output: &Arc<str>,
+        error: &kafka_adapters::AdapterError,
+    ) {
+        let Some(slot) = self.outputs.get(tag) else {
+            return;
+        };
+        let (None, Some(input)) = (slot.dead_letter_code, slot.input) else {
+            return;
+        };
+        let Some(input) = self.inputs.get(input) else {
+            return;
+        };
+        warn!(
+            %error,
+            topic = %output,
+            input_topic = %input.topic,
+            partition = input.partition,
+            offset = input.offset,
+            "The broker refused an output record for good; the transaction is aborted and the input is dead-lettered as `refused` for that output when it is read again."
+        );
+        let error = error.to_string();
+        if !self
+            .refusals
+            .remember(&input.topic, input.partition, input.offset, output, &error)
+        {
+            warn!(
+                remembered = self.refusals.len(),
+                "Too many refused outputs remembered; this one is produced again after the rewind."
+            );
+        }
+    }
+
+    /// Exactly-once replay: when the broker refused `output` of input `input` for good in an
+    /// aborted transaction, sends a `refused` dead letter of the input in its place (in the
+    /// input's tally, one output replaces the other) and releases the input's value for it.
+    /// Gives `output` back when no refusal is remembered for it.
+    fn dead_letter_known_refusal(
+        &mut self,
+        ticket: Ticket,
+        input: usize,
+        output: OutboundRecord,
+    ) -> Result<(), OutboundRecord> {
+        let Some(slot) = self.inputs.get(input) else {
+            return Err(output);
+        };
+        let Some(error) =
+            self.refusals
+                .get(&slot.topic, slot.partition, slot.offset, &output.topic)
+        else {
+            return Err(output);
+        };
+        info!(
+            %error,
+            topic = %output.topic,
+            input_topic = %slot.topic,
+            partition = slot.partition,
+            offset = slot.offset,
+            "Dead-lettering as `refused` an output the broker refused for good before the rewind."
+        );
+        let dead_letter = refused_dead_letter_record(
+            &self.config.dead_letter_topic,
+            output,
+            slot,
+            &error,
+            &self.config.processor_id,
+        );
+        self.inputs.release(input);
+        let code = DeadLetterReason::Refused {
+            topic: String::new(),
+            error: String::new(),
+        }
+        .code();
+        let tag = self.outputs.insert(OutputSlot {
+            ticket,
+            dead_letter_code: Some(code),
+            routed_counter: None,
+            failures: 0,
+            event_timestamp_ms: None,
+            input: None,
+            value_omitted: false,
+        });
+        self.send(dead_letter, tag);
+        Ok(())
+    }
+
     /// Commits the open transaction once every record read in it is complete (every output
     /// acknowledged), with the tracker's safe positions of every partition as its offsets.
     /// True when no transaction is open any more; on failure the transaction is doomed (or
@@ -1260,6 +1378,13 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         match answer {
             Ok(()) => {
                 self.tracker.mark_committed(&commit, self.now());
+                for position in &commit.positions {
+                    self.refusals.forget_below(
+                        &position.partition.topic,
+                        position.partition.partition,
+                        position.offset,
+                    );
+                }
                 self.transaction_open = false;
                 self.stats.commits.fetch_add(1, Relaxed);
                 self.stats.transactions_committed.fetch_add(1, Relaxed);
@@ -1291,6 +1416,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         }
         for tp in partitions {
             self.tracker.revoke(&tracker_partition(tp));
+            self.refusals.forget_partition(&tp.topic, tp.partition);
         }
         self.rewinding.retain(|tp| !partitions.contains(tp));
         self.pending_rewind
@@ -1327,7 +1453,14 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         while self.outputs.len() > 0 {
             tokio::select! {
                 report = reports.recv() => match report {
-                    Some(report) => self.drop_output(report.tag),
+                    Some(report) => {
+                        if let Err(failure) = &report.result
+                            && failure.error.refuses_record()
+                        {
+                            self.remember_refusal(report.tag, &failure.record.topic, &failure.error);
+                        }
+                        self.drop_output(report.tag);
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => break,

@@ -1233,6 +1233,115 @@ async fn exactly_once_aborts_a_failed_transaction_rewinds_and_routes_again() {
     assert_eq!(summary.abandoned_in_flight, 0);
 }
 
+/// Exactly-once: outputs the broker refuses for good (a missing topic) abort the transaction,
+/// as librdkafka makes them; on the replay after the rewind each refused output is dead-lettered
+/// as `refused` inside the new transaction instead of produced again, while the input's other
+/// outputs (fan-out) and the other inputs route. A `read_committed` reader sees each once.
+#[tokio::test]
+async fn exactly_once_refused_outputs_abort_once_and_are_dead_lettered_on_the_replay() {
+    let harness = start_with(Completion::Hold, true, |_| {}).await;
+    for topic in ["processor.to.marketing", "processor.to.audit-b"] {
+        refuse(&harness, topic, KafkaErrorCode::UnknownTopicOrPartition);
+    }
+    let values = [
+        harness.event("FINANCE", "FINANCE", "before"),
+        harness.event("FINANCE", "MARKETING", "refused"),
+        harness.event("FINANCE", "AUDIT", "fan-out"),
+        harness.event("FINANCE", "FINANCE", "after"),
+    ];
+    let records = |harness: &Harness| -> Vec<InboundRecord> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(offset, value)| harness.record(0, offset as i64, Some(value.clone())))
+            .collect()
+    };
+    harness.source.push_records(records(&harness));
+    let rewound = tokio::time::timeout(WAIT, async {
+        while harness.source.rewinds().is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    assert!(rewound.is_ok(), "the refusals abort the transaction");
+    assert_eq!(harness.sink.transactions(), (0, 1));
+    assert!(harness.sink.committed_records().is_empty());
+    let attempts = harness.sink.sent();
+    assert_eq!(sent_to(&attempts, "processor.to.marketing").len(), 1);
+    assert_eq!(sent_to(&attempts, "processor.to.audit-b").len(), 1);
+    assert!(
+        sent_to(&attempts, DLQ).is_empty(),
+        "nothing dead-lettered yet"
+    );
+
+    // The replay: the refused outputs become dead letters, the rest routes, one commit.
+    harness.sink.set_completion(Completion::AckImmediately);
+    harness.source.push_records(records(&harness));
+    assert!(harness.committer.wait_for(&partition(0), 4, WAIT).await);
+    let sent = harness.sink.sent();
+    assert_eq!(
+        sent_to(&sent, "processor.to.marketing").len(),
+        1,
+        "not produced again"
+    );
+    assert_eq!(sent_to(&sent, "processor.to.audit-b").len(), 1);
+    let committed: Vec<_> = harness
+        .sink
+        .committed_records()
+        .into_iter()
+        .map(|sent| sent.record)
+        .collect();
+    let summary: Vec<_> = committed
+        .iter()
+        .map(|record| {
+            (
+                record.topic.to_string(),
+                record.key.clone().unwrap_or_default(),
+                header(record, dead_letter_headers::OUTPUT_TOPIC).map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("processor.to.finance".to_owned(), b"key-0".to_vec(), None),
+            (
+                DLQ.to_owned(),
+                b"key-1".to_vec(),
+                Some("processor.to.marketing".to_owned())
+            ),
+            ("processor.to.audit-a".to_owned(), b"key-2".to_vec(), None),
+            (
+                DLQ.to_owned(),
+                b"key-2".to_vec(),
+                Some("processor.to.audit-b".to_owned())
+            ),
+            ("processor.to.finance".to_owned(), b"key-3".to_vec(), None),
+        ]
+    );
+    let dead_letter = &committed[1];
+    assert_eq!(dead_letter.payload, values[1], "the input's own bytes");
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::REASON),
+        Some("refused")
+    );
+    assert_eq!(
+        header(dead_letter, dead_letter_headers::SOURCE_OFFSET),
+        Some("1")
+    );
+    let error = header(dead_letter, dead_letter_headers::ERROR).unwrap_or_default();
+    assert!(error.contains("processor.to.marketing"), "{error}");
+    let stats = &harness.stats;
+    assert_eq!(stats.dead_lettered_for("refused"), 2);
+    assert_eq!(stats.transactions_aborted.load(Relaxed), 1);
+    assert!(stats.transactions_committed.load(Relaxed) >= 1);
+    assert_eq!(stats.produce_permanent_failures.load(Relaxed), 2);
+    assert_eq!(harness.sink.transactions().1, 1, "no second abort");
+    let summary = harness.stop().await;
+    assert!(summary.final_commit_ok);
+    assert_eq!(summary.abandoned_in_flight, 0);
+}
+
 /// Exactly-once: a commit that fails (not fatally) aborts; a revoke commits the transaction
 /// before the partitions move and answers nothing to commit outside it.
 #[tokio::test]
