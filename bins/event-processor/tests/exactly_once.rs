@@ -1,16 +1,19 @@
 //! Exactly-once mode (`--delivery exactly-once`) on a real Apache Kafka: the processor SIGKILLed
 //! again and again while transactions are open, and a second instance joining and leaving
 //! mid-run. A `read_committed` reader of the outputs and the dead-letter topic must then see
-//! every event exactly once: none missing, no duplicates (poison events included).
+//! every event exactly once: none missing, no duplicates (poison events included). And an
+//! output topic deleted mid-run: the refusals abort a transaction, whose events are routed
+//! again after the rewind, and the deleted destination's events are dead-lettered as `refused`.
 
 mod support;
 
-use std::collections::BTreeMap;
+use pipeline::dead_letter_headers as headers;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Processor, SentEvent, World, allowed};
-use test_support::{BatchProducer, require_stack};
+use support::{Processor, SentEvent, World, allowed, payload_id};
+use test_support::{BatchProducer, header, require_stack};
 
 const EXACTLY_ONCE: &[&str] = &["--delivery", "exactly-once", "--commit-every", "2000"];
 const IN_FLIGHT: &str = "event_processor_in_flight_records";
@@ -158,24 +161,28 @@ async fn sigkilled_repeatedly_with_open_transactions_routes_every_event_exactly_
         .wait_fully_committed(Duration::from_secs(120), || survivor.log())
         .await;
     assert_exactly_once(&world, &events, poison, &survivor.log()).await;
-    let uncommitted_copies: usize = {
-        let mut total = 0;
-        for topic in world.outputs.values() {
-            total += world.read_all(topic).await.len();
-        }
-        total
-    };
+    let topics: Vec<String> = world.outputs.values().cloned().collect();
+    let uncommitted_copies = world.routed_ids(&topics, false).await.len();
     let status = survivor.stop();
     assert!(status.success(), "clean stop: {status:?}");
     assert!(
         kills >= 5 && kills_in_flight >= 5,
         "{kills} kills, {kills_in_flight} of them with records in flight"
     );
+    // Proof that kills hit open transactions with outputs written: their aborted copies are
+    // in the output topics, where only a read_uncommitted reader sees them.
+    assert!(
+        uncommitted_copies > events.len(),
+        "a read_uncommitted reader sees {uncommitted_copies} routed records for {} events: no \
+         aborted copies",
+        events.len()
+    );
     eprintln!(
         "exactly-once kill test: {} events + {poison} poison, {kills} SIGKILLs ({kills_in_flight} \
          with records in flight) at produced counts {produced_at_kills:?}; a read_uncommitted \
-         reader sees {uncommitted_copies} routed records (aborted copies included); {:?}",
+         reader sees {uncommitted_copies} routed records ({} aborted copies); {:?}",
         events.len(),
+        uncommitted_copies - events.len(),
         started.elapsed()
     );
 }
@@ -220,6 +227,176 @@ async fn second_instance_joining_and_leaving_mid_run_routes_every_event_exactly_
         "exactly-once rebalance test: {} events + {poison} poison; b joined at {joined_at}, left \
          at {left_at}; {:?}",
         events.len(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_topic_deleted_mid_run_aborts_a_transaction_and_every_event_lands_exactly_once() {
+    let stack = require_stack!();
+    let started = Instant::now();
+    let world = World::new(stack, "eos-refused", 2).await;
+    let processor = world.start_processor_with(
+        "eos-refused-a",
+        &[
+            "--delivery",
+            "exactly-once",
+            "--producer-property",
+            "topic.metadata.propagation.max.ms=1000",
+        ],
+        &[],
+    );
+    // Nothing goes to the topic to be deleted before it goes. (A topic deleted while the
+    // transactional producer writes to it is another story: the producer keeps retrying to add
+    // its partition to the transaction, the transaction stalls until transaction.timeout.ms,
+    // and the abort fails for good on Kafka 4.4: exit code 3, see docs/OPERATIONS.md.)
+    let before: Vec<SentEvent> = world
+        .plan_events("before", 90)
+        .into_iter()
+        .filter(|event| event.destination != "LOGISTICS")
+        .collect();
+    world.produce(&before).await;
+    world
+        .wait_fully_committed(Duration::from_secs(120), || processor.log())
+        .await;
+    let deleted = world.outputs["LOGISTICS"].clone();
+    // What the deleted topic held, read before it goes: routed once each.
+    let routed_to_deleted = world.routed_ids(std::slice::from_ref(&deleted), true).await;
+    let aborted_before = processor.scrape().await.value(
+        "event_processor_transactions_total",
+        &[("result", "aborted")],
+    );
+    assert_eq!(aborted_before, 0.0, "no abort before the deletion");
+    kafka_adapters::kafka_admin(&world.kafka)
+        .expect("admin client")
+        .delete_topics(&[&deleted])
+        .await
+        .expect("output topic deleted");
+
+    let after = world.plan_events("after", 90);
+    world.produce(&after).await;
+    world
+        .wait_fully_committed(Duration::from_secs(120), || processor.log())
+        .await;
+    let scrape = processor.scrape().await;
+    let aborted = scrape.value(
+        "event_processor_transactions_total",
+        &[("result", "aborted")],
+    );
+    let committed = scrape.value(
+        "event_processor_transactions_total",
+        &[("result", "committed")],
+    );
+    let log = processor.log();
+    let status = processor.stop();
+    assert!(status.success(), "clean stop: {status:?}\n{log}");
+    assert!(
+        aborted >= 1.0 && committed >= 2.0,
+        "transactions: {aborted} aborted, {committed} committed\n{log}"
+    );
+    assert!(log.contains("Aborting the transaction"), "{log}");
+
+    // A read_committed reader: every event exactly once, routed on its destination or
+    // dead-lettered (unauthorized; refused for the deleted destination after the deletion).
+    let others: Vec<String> = world
+        .outputs
+        .values()
+        .filter(|topic| **topic != deleted)
+        .cloned()
+        .collect();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for id in world
+        .routed_ids(&others, true)
+        .await
+        .into_iter()
+        .chain(routed_to_deleted)
+    {
+        *copies.entry(id).or_default() += 1;
+    }
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unauthorized: BTreeMap<String, usize> = BTreeMap::new();
+    let decoder = avro_codec::InputDecoder::new();
+    for record in world.read_committed(&world.dead_letter).await {
+        let value = record.payload.as_deref().expect("the input's value");
+        let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
+        if !decoder.is_loaded(schema_id) {
+            decoder
+                .load(schema_id, &world.registry)
+                .await
+                .expect("schema loads");
+        }
+        let id = payload_id(&decoder.decode(value).expect("the input event").payload).to_owned();
+        match header(&record, headers::REASON) {
+            Some("refused") => {
+                assert_eq!(
+                    header(&record, headers::OUTPUT_TOPIC),
+                    Some(deleted.as_str())
+                );
+                let error = header(&record, headers::ERROR).unwrap_or_default();
+                assert!(
+                    error.contains(&deleted) && error.to_lowercase().contains("unknown"),
+                    "the broker's error: {error}"
+                );
+                *refused.entry(id).or_default() += 1;
+            }
+            Some("unauthorized") => *unauthorized.entry(id).or_default() += 1,
+            other => panic!("unexpected dead letter {other:?} for {id}"),
+        }
+    }
+    let mut missing = Vec::new();
+    for event in before.iter().chain(&after) {
+        let expected = match (
+            allowed(event.tenant, &event.destination),
+            event.id.starts_with("after-") && event.destination == "LOGISTICS",
+        ) {
+            (false, _) => &unauthorized,
+            (true, true) => &refused,
+            (true, false) => &copies,
+        };
+        if !expected.contains_key(&event.id) {
+            missing.push(event.id.as_str());
+        }
+    }
+    let duplicates: Vec<_> = [&copies, &refused, &unauthorized]
+        .iter()
+        .flat_map(|counts| counts.iter().filter(|(_, n)| **n > 1))
+        .collect();
+    let landed = copies.len() + refused.len() + unauthorized.len();
+    let events = before.len() + after.len();
+    assert!(
+        missing.is_empty() && duplicates.is_empty() && landed == events,
+        "{} missing {missing:?}, duplicated {duplicates:?}, {landed} landed for {events} \
+         events\n{log}",
+        missing.len()
+    );
+    let refused_expected = after
+        .iter()
+        .filter(|event| event.destination == "LOGISTICS" && allowed(event.tenant, "LOGISTICS"))
+        .count();
+    assert_eq!(refused.len(), refused_expected);
+
+    // The aborted transaction had written outputs of the events after the deletion: a
+    // read_uncommitted reader sees those copies beside the ones routed again after the rewind.
+    let mut uncommitted: BTreeMap<String, usize> = BTreeMap::new();
+    for id in world.routed_ids(&others, false).await {
+        *uncommitted.entry(id).or_default() += 1;
+    }
+    let routed_again: BTreeSet<&String> = uncommitted
+        .iter()
+        .filter(|(id, n)| **n > 1 && id.starts_with("after-") && copies.get(*id) == Some(&1))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !routed_again.is_empty(),
+        "no event of the aborted transaction was routed again after the rewind\n{log}"
+    );
+    eprintln!(
+        "exactly-once refused-output test: {events} events, {} dead-lettered as refused, {} \
+         unauthorized; {aborted} transactions aborted, {committed} committed; {} events of \
+         aborted transactions routed again; {:?}",
+        refused.len(),
+        unauthorized.len(),
+        routed_again.len(),
         started.elapsed()
     );
 }

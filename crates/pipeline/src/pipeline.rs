@@ -43,7 +43,8 @@
 //!   a commit passes the input, or its partition moves): on the replay that output is
 //!   dead-lettered as `refused` in the new transaction instead of produced again, while the
 //!   input's other outputs and the other inputs route. Refusals at enqueue (record too large)
-//!   are dead-lettered at once, without an abort.
+//!   are dead-lettered at once, without an abort. (A topic deleted while the producer writes
+//!   to it is not refused: librdkafka stalls the transaction instead; see docs/OPERATIONS.md.)
 //! - A fatal error (producer fenced by a newer instance with the same `transactional.id`) ends
 //!   the run with [`PipelineError::Transaction`] without committing.
 //!

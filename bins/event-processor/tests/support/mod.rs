@@ -866,13 +866,36 @@ impl World {
             .unwrap_or_else(|error| panic!("reading {topic} read_committed: {error}"))
     }
 
+    /// Exactly-once tests: `topic` as a `read_uncommitted` reader sees it now (records of open
+    /// and aborted transactions included; librdkafka's default is `read_committed`).
+    pub async fn read_uncommitted(&self, topic: &str) -> Vec<TopicRecord> {
+        let kafka = self
+            .kafka
+            .clone()
+            .with("isolation.level", "read_uncommitted");
+        read_topic(&kafka, topic, ReadUntil::End, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|error| panic!("reading {topic} read_uncommitted: {error}"))
+    }
+
     /// Exactly-once tests: the payload id of every routed record a `read_committed` reader sees
     /// on the output topics, duplicates kept.
     pub async fn routed_ids_committed(&self) -> Vec<String> {
+        let topics: Vec<String> = self.outputs.values().cloned().collect();
+        self.routed_ids(&topics, true).await
+    }
+
+    /// The payload id of every routed record on `topics`, duplicates kept, as a
+    /// `read_committed` reader (`committed`) or a `read_uncommitted` one sees them.
+    pub async fn routed_ids(&self, topics: &[String], committed: bool) -> Vec<String> {
         let decoder = OutputDecoder::new();
         let mut ids = Vec::new();
-        for topic in self.outputs.values() {
-            for record in self.read_committed(topic).await {
+        for topic in topics {
+            let records = match committed {
+                true => self.read_committed(topic).await,
+                false => self.read_uncommitted(topic).await,
+            };
+            for record in records {
                 let value = record.payload.as_deref().expect("output has a value");
                 let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
                 if !decoder.is_loaded(schema_id) {
