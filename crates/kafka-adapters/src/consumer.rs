@@ -331,10 +331,23 @@ fn commit_transaction(
             .send_offsets_to_transaction(&list, &metadata, transactions.timeout)
             .map_err(|error| transaction_error(operation, &error))?;
     }
-    producer
-        .commit_transaction(transactions.timeout)
-        .map_err(|error| transaction_error("committing the transaction", &error))
+    let mut attempt = 1;
+    loop {
+        let error = match producer.commit_transaction(transactions.timeout) {
+            Ok(()) => return Ok(()),
+            Err(error) => transaction_error("committing the transaction", &error),
+        };
+        if attempt >= COMMIT_TRANSACTION_ATTEMPTS || !error.may_retry_transaction_call() {
+            return Err(error);
+        }
+        warn!(%error, attempt, "Committing the transaction failed for a passing reason; committing it again.");
+        attempt += 1;
+    }
 }
+
+/// Attempts of `commit_transaction` when librdkafka says the call may be retried without an
+/// abort (e.g. it timed out); each is bounded by the transaction call timeout.
+const COMMIT_TRANSACTION_ATTEMPTS: u32 = 3;
 
 fn commit_sync<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,

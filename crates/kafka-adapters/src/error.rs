@@ -273,6 +273,21 @@ impl AdapterError {
         )
     }
 
+    /// Whether a transaction call that failed with this error may be made again as it is,
+    /// without aborting the transaction: librdkafka says it is retriable and needs no abort
+    /// (e.g. a commit that timed out).
+    pub fn may_retry_transaction_call(&self) -> bool {
+        matches!(
+            self,
+            Self::Transaction {
+                fatal: false,
+                requires_abort: false,
+                retriable: true,
+                ..
+            }
+        )
+    }
+
     /// Whether this is a fatal transaction error: the transactional producer was fenced (a
     /// newer instance with the same `transactional.id` started) or failed for good; the process
     /// must stop and be restarted.
@@ -513,5 +528,27 @@ mod tests {
         assert!(text.contains("`out` partition 2"), "{text}");
         assert!(error.is_retriable());
         assert_eq!(error.code(), Some(RDKafkaErrorCode::MessageTimedOut));
+    }
+
+    #[test]
+    fn only_retriable_transaction_calls_that_need_no_abort_are_made_again() {
+        let call = |fatal, requires_abort, retriable| AdapterError::Transaction {
+            operation: "committing the transaction",
+            code: RDKafkaErrorCode::OperationTimedOut,
+            reason: "timed out".to_owned(),
+            fatal,
+            requires_abort,
+            retriable,
+        };
+        assert!(call(false, false, true).may_retry_transaction_call());
+        assert!(!call(false, true, true).may_retry_transaction_call());
+        assert!(!call(false, false, false).may_retry_transaction_call());
+        assert!(!call(true, false, true).may_retry_transaction_call());
+        let delivery = AdapterError::Delivery {
+            topic: Arc::from("out"),
+            partition: None,
+            code: RDKafkaErrorCode::MessageTimedOut,
+        };
+        assert!(!delivery.may_retry_transaction_call());
     }
 }
