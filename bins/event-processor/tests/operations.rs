@@ -6,7 +6,7 @@ mod support;
 use router_core::Router;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use support::{Landed, Scrape, SentEvent, World, allowed};
+use support::{Landed, Scrape, SentEvent, World, allowed, registry_behind_proxy};
 use test_support::require_stack;
 
 const ROUTED: &str = "event_processor_events_routed_total";
@@ -223,24 +223,6 @@ async fn health_and_ready_report_status_and_reasons() {
     let (status, _) = processor.get("/nothing-here").await;
     assert_eq!(status, 404);
     assert!(processor.stop().success());
-}
-
-/// A proxy to the registry at `url` (`http://host:port/path`) and the URL that goes through it.
-async fn registry_behind_proxy(url: &str) -> (test_support::TcpProxy, String) {
-    let rest = url
-        .strip_prefix("http://")
-        .expect("an http:// registry URL");
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let upstream = tokio::net::lookup_host(authority)
-        .await
-        .expect("registry address resolves")
-        .next()
-        .expect("registry address");
-    let proxy = test_support::TcpProxy::start(upstream)
-        .await
-        .expect("proxy starts");
-    let proxied = format!("http://{}/{path}", proxy.addr());
-    (proxy, proxied)
 }
 
 /// Per event: routed exactly once, and to the topic of the table in force when it was decided.

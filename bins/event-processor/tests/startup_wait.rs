@@ -3,6 +3,8 @@
 //! What waiting cannot fix exits with code 2; a stop while waiting exits 0 at once. In prototype
 //! mode the missing dead-letter topic is created.
 
+mod support;
+
 use avro_codec::{
     HttpSchemaRegistry, InputDecoder, InputEncoder, OutputDecoder, RegistryClientConfig,
 };
@@ -14,8 +16,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::registry_behind_proxy;
 use test_support::{
-    FAST_GROUP_PROPERTIES, OwnBroker, TcpProxy, create_topics, produce_and_wait, require_stack,
+    FAST_GROUP_PROPERTIES, OwnBroker, create_topics, produce_and_wait, require_stack,
     run_to_completion, scratch_dir, unique_name,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,22 +201,6 @@ fn routing_json(outputs: &BTreeMap<&str, String>, subject: &str) -> String {
         })
         .collect();
     format!("{{{}}}", entries.join(", "))
-}
-
-/// A proxy to the registry at `url` and the URL through it.
-async fn registry_behind_proxy(url: &str) -> (TcpProxy, String) {
-    let rest = url
-        .strip_prefix("http://")
-        .expect("an http:// registry URL");
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let upstream = tokio::net::lookup_host(authority)
-        .await
-        .expect("registry address resolves")
-        .next()
-        .expect("registry address");
-    let proxy = TcpProxy::start(upstream).await.expect("proxy starts");
-    let proxied = format!("http://{}/{path}", proxy.addr());
-    (proxy, proxied.trim_end_matches('/').to_owned())
 }
 
 fn event(encoder: &InputEncoder, tenant: &str, destination: &str, id: &str) -> Vec<u8> {

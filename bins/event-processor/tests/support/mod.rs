@@ -655,7 +655,7 @@ pub async fn registry_behind_proxy(url: &str) -> (TcpProxy, String) {
         .expect("registry address");
     let proxy = TcpProxy::start(upstream).await.expect("proxy starts");
     let proxied = format!("http://{}/{path}", proxy.addr());
-    (proxy, proxied)
+    (proxy, proxied.trim_end_matches('/').to_owned())
 }
 
 /// One scrape of `/metrics`: sample name with its labels (as printed) → value.
