@@ -240,6 +240,15 @@ where
     summary
 }
 
+/// The dead-letter code of an output the broker refused for good, as router-core names it.
+fn refused_code() -> &'static str {
+    DeadLetterReason::Refused {
+        topic: String::new(),
+        error: String::new(),
+    }
+    .code()
+}
+
 /// How long a stop waits for the consumer to leave its group (a LeaveGroup round trip, unless
 /// the broker is unreachable).
 const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -897,12 +906,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     &error.to_string(),
                     &self.config.processor_id,
                 );
-                let code = DeadLetterReason::Refused {
-                    topic: String::new(),
-                    error: String::new(),
-                }
-                .code();
-                self.replace_output(tag, dead_letter, code, false);
+                self.replace_output(tag, dead_letter, refused_code(), false);
             }
             (Some(code), _, false) if error.is_record_too_large() => {
                 warn!(
@@ -1322,14 +1326,9 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             &self.config.processor_id,
         );
         self.inputs.release(input);
-        let code = DeadLetterReason::Refused {
-            topic: String::new(),
-            error: String::new(),
-        }
-        .code();
         let tag = self.outputs.insert(OutputSlot {
             ticket,
-            dead_letter_code: Some(code),
+            dead_letter_code: Some(refused_code()),
             routed_counter: None,
             failures: 0,
             event_timestamp_ms: None,
