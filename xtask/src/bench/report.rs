@@ -457,33 +457,29 @@ fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
             .to_owned(),
     );
     line("|---|---:|---:|---:|---:|---:|".to_owned());
+    let latency_line = |label: &str, rate: &Value, figures: &Value| {
+        format!(
+            "| {label} at {rate} events/s | {} | {} | {} | {} | {} |",
+            ms_text(&figures["p50"]),
+            ms_text(&figures["p90"]),
+            ms_text(&figures["p99"]),
+            ms_text(&figures["p999"]),
+            ms_text(&figures["max"]),
+        )
+    };
     for row in summary["latency_ms"].as_array().into_iter().flatten() {
         for (system, label) in [
             ("processor", "processor"),
             ("passthrough", "passthrough"),
             ("broker", "broker alone, one hop (producer → consumer)"),
         ] {
-            let figures = &row[system];
-            line(format!(
-                "| {label} at {} events/s | {} | {} | {} | {} | {} |",
-                row["rate"],
-                ms_text(&figures["p50"]),
-                ms_text(&figures["p90"]),
-                ms_text(&figures["p99"]),
-                ms_text(&figures["p999"]),
-                ms_text(&figures["max"]),
-            ));
+            line(latency_line(label, &row["rate"], &row[system]));
         }
         for interval_ms in config["eos_intervals_ms"].as_array().into_iter().flatten() {
-            let figures = &row[format!("processor-eos-{interval_ms}ms")];
-            line(format!(
-                "| processor, exactly-once (every {interval_ms} ms, read_committed reader) at {} events/s | {} | {} | {} | {} | {} |",
-                row["rate"],
-                ms_text(&figures["p50"]),
-                ms_text(&figures["p90"]),
-                ms_text(&figures["p99"]),
-                ms_text(&figures["p999"]),
-                ms_text(&figures["max"]),
+            line(latency_line(
+                &format!("processor, exactly-once (every {interval_ms} ms, read_committed reader)"),
+                &row["rate"],
+                &row[format!("processor-eos-{interval_ms}ms")],
             ));
         }
     }
