@@ -5,8 +5,9 @@
 
 use crate::events::{self, key_of, now_us};
 use anyhow::{Context, Result, bail};
-use avro_codec::{InputDecoder, InputEncoder, MemoryRegistry, OutputEncoder, SchemaRegistry};
+use avro_codec::{InputDecoder, InputEncoder, OutputEncoder, SchemaRegistry};
 use router_core::{Decision, ProcessorToConsumerRef, Router, map_borrowed};
+use schema_registry::MemoryRegistry;
 use serde_json::json;
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 use crate::codec::ROUTING;
 use crate::events::{self, key_of, now_us};
 use anyhow::{Context, Result, bail};
-use avro_codec::{InputEncoder, MemoryRegistry};
+use avro_codec::InputEncoder;
 use kafka_adapters::{
     AdapterError, CommitPosition, Delivered, DeliveryReport, DeliveryTag, InboundRecord,
     OffsetCommitter, OutboundRecord, RecordSink, RecordSource, SendRejected, SourceEvent,
@@ -15,6 +15,7 @@ use kafka_adapters::{
 };
 use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, SystemClock};
 use router_core::Router;
+use schema_registry::MemoryRegistry;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;

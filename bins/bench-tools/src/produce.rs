@@ -3,8 +3,9 @@
 
 use crate::events::{self, is_poison, key_of, now_us};
 use anyhow::{Context, Result, bail};
-use avro_codec::{HttpSchemaRegistry, InputEncoder, RegistryClientConfig};
+use avro_codec::InputEncoder;
 use kafka_adapters::{KafkaConfig, OutboundRecord, RecordSink};
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;

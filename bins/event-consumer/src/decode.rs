@@ -2,9 +2,10 @@
 
 use anyhow::{Context, Result};
 use avro_codec::{
-    CachedRegistry, CodecError, Decoder, HttpSchemaRegistry, InputDecoder, OutputDecoder,
-    ProcessorToConsumer, ProducerToProcessor, RegistryClientConfig, WireRecord,
+    CodecError, Decoder, InputDecoder, OutputDecoder, ProcessorToConsumer, ProducerToProcessor,
+    WireRecord,
 };
+use schema_registry::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use std::time::Duration;
 
 /// The decoders of both records, sharing one cached registry client.

@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_codec::{
-    HttpSchemaRegistry, InputEncoder, OutputEncoder, ProcessorToConsumer, ProducerToProcessor,
-    RegistryClientConfig,
-};
+use avro_codec::{InputEncoder, OutputEncoder, ProcessorToConsumer, ProducerToProcessor};
 use kafka_adapters::{KafkaConfig, OutboundRecord, TopicAdmin, kafka_admin};
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use test_support::{
     FAST_GROUP_PROPERTIES, Finished, Stack, create_topics, produce_and_wait, require_stack,
     run_to_completion, scratch_dir, unique_name,

@@ -16,7 +16,6 @@ mod startup;
 mod version;
 
 use anyhow::{Context, Result, bail};
-use avro_codec::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use clap::Parser;
 use cli_support::LogFormat;
 use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
@@ -24,6 +23,7 @@ use offset_tracker::CommitPolicy;
 use ops::{Limits, Ops, Phase};
 use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, SystemClock};
 use router_core::Router;
+use schema_registry::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use settings::{Cli, Settings, translate_prototype_args, uses_prototype_flags};
 use startup::{Refused, TopicRules};
 use std::process::ExitCode;

@@ -4,9 +4,10 @@
 //! The verdicts are pure functions of an [`Observation`], so every reason is unit-tested; the
 //! HTTP handlers and the metrics only read state, they never do I/O.
 
-use avro_codec::{HttpSchemaRegistry, RegistryError, SchemaId, SchemaRegistry};
+use avro_codec::{RegistryError, SchemaId, SchemaRegistry};
 use kafka_adapters::{KafkaAdmin, PartitionLag};
 use pipeline::{PipelineStats, RoutingSnapshot};
+use schema_registry::HttpSchemaRegistry;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -9,10 +9,10 @@
 use crate::ops::Ops;
 use crate::settings::Settings;
 use anyhow::{Context, Result};
-use avro_codec::{CachedRegistry, HttpSchemaRegistry};
 use kafka_adapters::KafkaAdmin;
 use pipeline::RoutingSnapshot;
 use router_core::Router;
+use schema_registry::{CachedRegistry, HttpSchemaRegistry};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,10 +9,11 @@
 
 use crate::ops::{Dependency, Ops};
 use anyhow::{Context, Result};
-use avro_codec::{HttpSchemaRegistry, RegistryError};
+use avro_codec::RegistryError;
 use kafka_adapters::{TopicAdmin, TopicSpec};
 use pipeline::{PipelineError, RoutingSnapshot};
 use router_core::Router;
+use schema_registry::HttpSchemaRegistry;
 use std::fmt;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};

@@ -5,12 +5,10 @@
 
 mod support;
 
-use avro_codec::{
-    HttpSchemaRegistry, PRODUCER_TO_PROCESSOR_SCHEMA, RegistryClientConfig, RegistryError,
-    SchemaId, SchemaRegistry,
-};
+use avro_codec::{PRODUCER_TO_PROCESSOR_SCHEMA, RegistryError, SchemaId, SchemaRegistry};
 use pipeline::dead_letter_headers as headers;
 use router_core::ProducerToProcessor;
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::{SentEvent, World, allowed, event_key, payload_id};

@@ -5,11 +5,10 @@
 
 mod support;
 
-use avro_codec::{
-    HttpSchemaRegistry, InputDecoder, InputEncoder, OutputDecoder, RegistryClientConfig,
-};
+use avro_codec::{InputDecoder, InputEncoder, OutputDecoder};
 use kafka_adapters::{KafkaConfig, OutboundRecord, ReadUntil, TopicAdmin, read_topic};
 use router_core::ProducerToProcessor;
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use avro_codec::{
-    HttpSchemaRegistry, InputEncoder, PRODUCER_TO_PROCESSOR_SCHEMA, RegistryClientConfig,
-    SchemaRegistry,
-};
+use avro_codec::{InputEncoder, PRODUCER_TO_PROCESSOR_SCHEMA, SchemaRegistry};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kafka_adapters::{DeliveryReport, DeliveryTag, KafkaRecordSink, OutboundRecord, RecordSink};
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 use uuid::Uuid;

@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use avro_codec::{
-    CodecError, HttpSchemaRegistry, InputDecoder, ProducerToProcessor, RegistryClientConfig,
-};
+use avro_codec::{CodecError, InputDecoder, ProducerToProcessor};
 use kafka_adapters::{KafkaConfig, ReadUntil, read_topic};
+use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
 use test_support::{
     Finished, Stack, create_topics, require_stack, run_to_completion, scratch_dir, unique_name,
 };

@@ -311,9 +311,9 @@ pub enum RegistryError {
         request: String,
         /// Attempts made.
         attempts: u32,
-        /// The transport error.
+        /// The transport error (from the HTTP client).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// The registry answered 2xx with a body that is not the Confluent API's.

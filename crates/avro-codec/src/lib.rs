@@ -17,10 +17,7 @@ pub use encoder::{Encoder, InputEncoder, OutputEncoder};
 pub use error::{CodecError, ErrorClass, RegistryError};
 pub use framing::{HEADER_LEN, MAGIC_BYTE, SchemaId, split_frame, write_header};
 pub use record::{PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, WireRecord};
-pub use registry::{
-    CONTENT_TYPE_V1, CaCert, CachedRegistry, HttpSchemaRegistry, MemoryRegistry, RegisteredSchema,
-    RegistryClientConfig, SchemaRegistry,
-};
+pub use registry::{RegisteredSchema, SchemaRegistry};
 pub use router_core::{
     ProcessorToConsumer, ProcessorToConsumerRef, ProducerToProcessor, ProducerToProcessorRef,
 };

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use apache_avro::{Schema, types::Value};
 use avro_codec::{
-    CodecError, ErrorClass, InputDecoder, InputEncoder, MemoryRegistry, OutputDecoder,
-    OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ProducerToProcessor,
-    ReadPath, SchemaId, SchemaRegistry,
+    CodecError, ErrorClass, InputDecoder, InputEncoder, OutputDecoder, OutputEncoder,
+    PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ProducerToProcessor, ReadPath,
+    SchemaId, SchemaRegistry,
 };
+use schema_registry::MemoryRegistry;
 use support::*;
 
 fn input_decoder_with_reader_schema(id: u32) -> InputDecoder {

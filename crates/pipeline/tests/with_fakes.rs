@@ -2,8 +2,7 @@
 //! control, so each at-least-once rule is checked exactly.
 
 use avro_codec::{
-    InputEncoder, MemoryRegistry, OutputDecoder, RegisteredSchema, RegistryError, SchemaId,
-    SchemaRegistry,
+    InputEncoder, OutputDecoder, RegisteredSchema, RegistryError, SchemaId, SchemaRegistry,
 };
 use kafka_adapters::fake::{Completion, FakeCommitter, FakeSink, FakeSource, SentRecord};
 use kafka_adapters::{InboundRecord, KafkaErrorCode, TopicPartition};
@@ -12,6 +11,7 @@ use pipeline::{
     dead_letter_headers,
 };
 use router_core::{ProducerToProcessor, Router};
+use schema_registry::MemoryRegistry;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};

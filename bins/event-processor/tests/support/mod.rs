@@ -3,14 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use avro_codec::{
-    CachedRegistry, HttpSchemaRegistry, InputEncoder, OutputDecoder, RegistryClientConfig,
-    SchemaId, SchemaRegistry,
-};
+use avro_codec::{InputEncoder, OutputDecoder, SchemaId, SchemaRegistry};
 use kafka_adapters::{
     KafkaConfig, OutboundRecord, PartitionLag, ReadUntil, TopicAdmin, TopicRecord, read_topic,
 };
 use router_core::{ProcessorToConsumer, ProducerToProcessor};
+use schema_registry::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -8,7 +8,7 @@ use reqwest::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
+use avro_codec::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
 
 /// Content type of the Confluent Schema Registry API, for requests and `Accept`.
 pub const CONTENT_TYPE_V1: &str = "application/vnd.schemaregistry.v1+json";
@@ -358,7 +358,7 @@ impl HttpSchemaRegistry {
                 Err(source) => RegistryError::Connect {
                     request: request.clone(),
                     attempts,
-                    source,
+                    source: Box::new(source),
                 },
             };
             if attempts > self.max_retries {

@@ -10,7 +10,7 @@ use std::{
 
 use tokio::sync::OnceCell;
 
-use crate::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
+use avro_codec::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
 
 type Cells<K, V> = Mutex<HashMap<K, Arc<OnceCell<V>>>>;
 

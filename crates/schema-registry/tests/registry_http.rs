@@ -3,6 +3,8 @@
 
 #[path = "support/fixture_server.rs"]
 mod fixture_server;
+/// The codec's golden vectors and scripted registry (one home: avro-codec's tests).
+#[path = "../../avro-codec/tests/support/mod.rs"]
 mod support;
 
 use std::{
@@ -11,11 +13,11 @@ use std::{
 };
 
 use avro_codec::{
-    CaCert, CachedRegistry, CodecError, HttpSchemaRegistry, InputDecoder, OutputDecoder,
-    OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA, ReadPath,
-    RegistryClientConfig, RegistryError, SchemaId, SchemaRegistry,
+    CodecError, InputDecoder, OutputDecoder, OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA,
+    PRODUCER_TO_PROCESSOR_SCHEMA, ReadPath, RegistryError, SchemaId, SchemaRegistry,
 };
 use fixture_server::FixtureServer;
+use schema_registry::{CaCert, CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
 use support::*;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

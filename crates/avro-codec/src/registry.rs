@@ -1,15 +1,8 @@
-//! The schema registry behind a small trait, with an HTTP client, a caching wrapper and an
-//! in-memory implementation for tests.
-
-mod cached;
-mod http;
-mod memory;
+//! Where writer schemas come from: the [`SchemaRegistry`] trait the decoders and encoders are
+//! written against. Its implementations (HTTP client, cache, in-memory) live in the
+//! `schema-registry` crate, so this crate does no I/O.
 
 use std::{future::Future, sync::Arc};
-
-pub use cached::CachedRegistry;
-pub use http::{CONTENT_TYPE_V1, CaCert, HttpSchemaRegistry, RegistryClientConfig};
-pub use memory::MemoryRegistry;
 
 use crate::{RegistryError, SchemaId};
 

@@ -5,7 +5,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use crate::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
+use avro_codec::{RegisteredSchema, RegistryError, SchemaId, SchemaRegistry};
 
 /// An in-memory schema registry with the Confluent semantics the router relies on: ids are
 /// global and assigned from 1 in registration order, the same schema text gets the same id under
