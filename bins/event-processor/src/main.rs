@@ -1,31 +1,23 @@
 //! `event-processor`: reads settings, builds the real adapters and runs the pipeline.
 //!
-//! This binary only wires parts together (composition root); the behaviour lives in the crates.
-//! Around the pipeline it runs the operator's side: the metrics and probes endpoint
-//! ([`http`]), the background checks behind readiness and lag ([`ops`]) and the routing reload
-//! ([`reload`]).
+//! This binary only wires parts together (composition root); the behaviour lives in the crates:
+//! the pipeline in `pipeline`, and what runs around it (settings, start-up waits, the metrics and
+//! probes endpoint, the background checks, the routing reload) in `processor-service`.
 
-mod check;
-mod http;
-mod metrics;
-mod ops;
-mod probe;
-mod reload;
-mod settings;
-mod startup;
 mod version;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli_support::LogFormat;
-use kafka_adapters::{ConsumerSettings, TopicAdmin, TopicSpec};
-use offset_tracker::CommitPolicy;
-use ops::{Limits, Ops, Phase};
-use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RetryPolicy, SystemClock};
-use router_core::Router;
-use schema_registry::{CachedRegistry, HttpSchemaRegistry, RegistryClientConfig};
-use settings::{Cli, Settings, translate_prototype_args, uses_prototype_flags};
-use startup::{Refused, TopicRules};
+use kafka_adapters::ConsumerSettings;
+use pipeline::{PipelineParts, PipelineStats, SystemClock};
+use processor_service::ops::{Ops, Phase};
+use processor_service::settings::{
+    self, Cli, Settings, translate_prototype_args, uses_prototype_flags,
+};
+use processor_service::startup::{self, refuse, topic_rules, topics_to_check};
+use processor_service::{check, http, ops, probe, reload};
+use schema_registry::{CachedRegistry, HttpSchemaRegistry};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +34,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let prototype = uses_prototype_flags(&args);
-    let cli = Cli::parse_from(translate_prototype_args(args));
+    let matches = Cli::command()
+        .version(version::VERSION)
+        .get_matches_from(translate_prototype_args(args));
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     if let Some(url) = &cli.probe {
         return probe::run(url);
     }
@@ -101,12 +99,15 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
     let stats = Arc::new(PipelineStats::default());
-    let ops = Arc::new(Ops::new(
-        Arc::clone(&stats),
-        settings.processor_id.clone(),
-        settings.kafka.input_topic.clone(),
-        limits(&settings),
-    ));
+    let ops = Arc::new(
+        Ops::new(
+            Arc::clone(&stats),
+            settings.processor_id.clone(),
+            settings.kafka.input_topic.clone(),
+            settings.limits(),
+        )
+        .with_build_commit(version::GIT_COMMIT),
+    );
     let endpoint = match settings.http.enabled {
         true => Some(http::start(settings.http_listen()?, Arc::clone(&ops)).await?),
         false => None,
@@ -117,15 +118,15 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
     tokio::spawn(stop_on_signals(stop));
 
     // Configuration mistakes found here are refusals (exit 2), as in `Settings::load`.
-    let (router, routing_text) = load_router(&settings).map_err(refuse)?;
+    let (router, routing_text) = settings.load_router().map_err(refuse)?;
     let registry = CachedRegistry::new(
-        HttpSchemaRegistry::new(registry_config(&settings).map_err(refuse)?)
+        HttpSchemaRegistry::new(settings.registry_config().map_err(refuse)?)
             .context("cannot create the schema registry client")
             .map_err(refuse)?,
     );
     let check_timeout = Duration::from_millis(settings.health.check_timeout_ms);
     // Start-up asks once per attempt and fails fast; `startup` retries with its own backoff.
-    let mut startup_config = registry_config(&settings).map_err(refuse)?;
+    let mut startup_config = settings.registry_config().map_err(refuse)?;
     startup_config.timeout = check_timeout;
     startup_config.max_retries = 0;
     let startup_registry = HttpSchemaRegistry::new(startup_config)
@@ -174,7 +175,7 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
                 settings: settings.clone(),
                 admin: admin.clone(),
                 registry: CachedRegistry::new(
-                    HttpSchemaRegistry::new(registry_config(&settings)?)
+                    HttpSchemaRegistry::new(settings.registry_config()?)
                         .context("cannot create the schema registry client")?,
                 ),
                 updates: routing_updates,
@@ -187,7 +188,7 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
     }
     // The checks only feed the endpoint (readiness, lag): without it they would be wasted.
     if endpoint.is_some() {
-        let mut probe_config = registry_config(&settings)?;
+        let mut probe_config = settings.registry_config()?;
         probe_config.timeout = check_timeout;
         probe_config.max_retries = 0;
         background.push(tokio::spawn(ops::run_checks(
@@ -260,7 +261,7 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
         "Event processor starting."
     );
     ops.set_phase(Phase::Running);
-    let outcome = pipeline::run(pipeline_config(&settings), parts, shutdown).await;
+    let outcome = pipeline::run(settings.pipeline_config(), parts, shutdown).await;
     ops.set_phase(Phase::Stopping);
     for task in background {
         task.abort();
@@ -284,162 +285,6 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The routing table, and the file's text when it comes from a file (the reloader compares it).
-fn load_router(settings: &Settings) -> Result<(Router, Option<String>)> {
-    match (
-        &settings.routing.file,
-        &settings.routing.destination_configurations,
-    ) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read routing file {}", path.display()))?;
-            let router = Router::from_toml_str(&text)
-                .with_context(|| format!("invalid routing file {}", path.display()))?;
-            Ok((router, Some(text)))
-        }
-        (None, Some(json)) => Ok((
-            Router::from_prototype_json(json)
-                .context("invalid --destination-configurations JSON")?,
-            None,
-        )),
-        (None, None) => bail!("no routing table configured"),
-    }
-}
-
-fn limits(settings: &Settings) -> Limits {
-    let health = &settings.health;
-    Limits {
-        stall_after_ms: health.stall_after_ms as i64,
-        // Two missed checks, each allowed its full timeout.
-        check_stale_after_ms: (2 * health.check_interval_ms + health.check_timeout_ms) as i64,
-    }
-}
-
-/// A start-up failure that waiting cannot fix: exit code 2.
-fn refuse(error: anyhow::Error) -> anyhow::Error {
-    anyhow::Error::new(Refused(format!("{error:#}")))
-}
-
-/// Every topic the processor reads or writes must exist before it reads anything: otherwise
-/// records would wait in the producer until they time out.
-fn topics_to_check(router: &Router, settings: &Settings) -> Vec<String> {
-    let mut topics: Vec<String> = router
-        .output_targets()
-        .map(|target| target.topic.clone())
-        .collect();
-    topics.push(settings.kafka.dead_letter_topic.clone());
-    topics.push(settings.kafka.input_topic.clone());
-    topics.sort();
-    topics.dedup();
-    topics
-}
-
-fn topic_rules(settings: &Settings, prototype: bool) -> TopicRules {
-    let kafka = &settings.kafka;
-    TopicRules {
-        create_missing: kafka.create_missing_topics,
-        prototype,
-        dead_letter_topic: kafka.dead_letter_topic.clone(),
-        partitions: kafka.topic_partitions,
-        replication: kafka.topic_replication,
-        missing_wait: Duration::from_millis(kafka.missing_topics_wait_ms),
-        bootstrap: kafka.bootstrap_servers.clone(),
-    }
-}
-
-/// The reloader's topic check: every topic a new routing table writes to must exist, or is
-/// created when asked; missing ones refuse the table at once (the old one keeps routing).
-async fn ensure_topics(
-    admin: &impl TopicAdmin,
-    router: &Router,
-    settings: &Settings,
-) -> Result<()> {
-    let topics = topics_to_check(router, settings);
-    let mut missing = Vec::new();
-    for topic in &topics {
-        let partitions = admin.partitions_of(topic).await.with_context(|| {
-            format!(
-                "cannot read metadata of topic {topic} from {}",
-                settings.kafka.bootstrap_servers
-            )
-        })?;
-        if partitions.is_none() {
-            missing.push(topic.clone());
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !settings.kafka.create_missing_topics {
-        bail!(
-            "topics missing on the broker: {}; create them, or start with --create-missing-topics",
-            missing.join(", ")
-        );
-    }
-    // Absent: the broker's `default.replication.factor` (1 on the local stack's single broker).
-    let replication = settings
-        .kafka
-        .topic_replication
-        .unwrap_or(TopicSpec::BROKER_DEFAULT_REPLICATION);
-    warn!(
-        topics = %missing.join(","),
-        partitions = settings.kafka.topic_partitions,
-        replication = %settings
-            .kafka
-            .topic_replication
-            .map_or_else(|| "broker default".to_owned(), |factor| factor.to_string()),
-        "Creating missing topics."
-    );
-    let specs: Vec<TopicSpec> = missing
-        .iter()
-        .map(|name| TopicSpec {
-            name: name.clone(),
-            partitions: settings.kafka.topic_partitions,
-            replication,
-        })
-        .collect();
-    admin
-        .create_topics(&specs)
-        .await
-        .context("cannot create the missing topics")
-}
-
-fn registry_config(settings: &Settings) -> Result<RegistryClientConfig> {
-    let registry = &settings.registry;
-    let basic_auth = match (&registry.basic_auth_user, &registry.basic_auth_password) {
-        (Some(user), Some(password)) => Some((user.clone(), password.clone())),
-        (None, None) => None,
-        _ => bail!("registry.basic_auth_user and registry.basic_auth_password go together"),
-    };
-    let mut config = RegistryClientConfig::new(registry.url.clone());
-    config.timeout = Duration::from_millis(registry.timeout_ms);
-    config.max_retries = registry.max_retries;
-    config.basic_auth = basic_auth;
-    Ok(config)
-}
-
-fn pipeline_config(settings: &Settings) -> PipelineConfig {
-    let pipeline = &settings.pipeline;
-    let mut config = PipelineConfig::new(
-        settings.processor_id.clone(),
-        settings.kafka.dead_letter_topic.as_str(),
-    );
-    config.max_in_flight = pipeline.max_in_flight;
-    config.max_record_bytes = pipeline.max_record_bytes;
-    config.commit_policy = CommitPolicy {
-        max_completions: pipeline.commit_every,
-        max_interval: Duration::from_millis(pipeline.commit_interval_ms),
-    };
-    config.retry = RetryPolicy {
-        initial_backoff: Duration::from_millis(pipeline.retry_initial_backoff_ms),
-        max_backoff: Duration::from_millis(pipeline.retry_max_backoff_ms),
-        budget: pipeline.retry_budget,
-    };
-    config.drain_timeout = Duration::from_millis(pipeline.drain_timeout_ms);
-    config.not_found_retry = Duration::from_millis(settings.registry.not_found_retry_ms);
-    config
 }
 
 /// First SIGTERM or SIGINT: drain and stop. A second one: exit at once.

@@ -9,10 +9,10 @@
 use crate::ops::Ops;
 use crate::settings::Settings;
 use anyhow::{Context, Result};
-use kafka_adapters::KafkaAdmin;
+use avro_codec::SchemaRegistry;
+use kafka_adapters::TopicAdmin;
 use pipeline::RoutingSnapshot;
 use router_core::Router;
-use schema_registry::{CachedRegistry, HttpSchemaRegistry};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,21 +42,24 @@ impl Trigger {
     }
 }
 
-/// Watches one routing file and publishes each valid new table.
-pub(crate) struct Reloader {
-    pub(crate) path: PathBuf,
+/// Watches one routing file and publishes each valid new table, checking its topics with `admin`
+/// and resolving its output schemas with `registry` before anything changes.
+pub struct Reloader<A, R> {
+    pub path: PathBuf,
     /// `None`: reload only on SIGHUP.
-    pub(crate) poll: Option<Duration>,
-    pub(crate) settings: Settings,
-    pub(crate) admin: KafkaAdmin,
-    pub(crate) registry: CachedRegistry<HttpSchemaRegistry>,
-    pub(crate) updates: watch::Sender<Arc<RoutingSnapshot>>,
-    pub(crate) ops: Arc<Ops>,
+    pub poll: Option<Duration>,
+    pub settings: Settings,
+    /// Checks (and, when configured, creates) the topics a new table writes to.
+    pub admin: A,
+    /// Resolves (and, when configured, registers) the output schemas.
+    pub registry: R,
+    pub updates: watch::Sender<Arc<RoutingSnapshot>>,
+    pub ops: Arc<Ops>,
     /// Fingerprint of the file content in force (read at start or at the last good reload).
-    pub(crate) applied: u64,
+    pub applied: u64,
 }
 
-impl std::fmt::Debug for Reloader {
+impl<A, R> std::fmt::Debug for Reloader<A, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reloader")
             .field("path", &self.path)
@@ -65,10 +68,10 @@ impl std::fmt::Debug for Reloader {
     }
 }
 
-impl Reloader {
+impl<A: TopicAdmin, R: SchemaRegistry> Reloader<A, R> {
     /// Reloads on every SIGHUP, and when the file's content differs from the content in force
     /// (a content rejected once is not retried until it changes again or SIGHUP comes).
-    pub(crate) async fn run(mut self, mut hangup: Signal) {
+    pub async fn run(mut self, mut hangup: impl ReloadRequests) {
         let mut rejected: Option<u64> = None;
         let mut poll = self.poll.map(|every| {
             let mut ticker = tokio::time::interval(every);
@@ -127,7 +130,7 @@ impl Reloader {
     /// Everything that can fail, before anything changes.
     async fn prepare(&self, text: &str) -> Result<RoutingSnapshot> {
         let router = Router::from_toml_str(text).context("invalid routing table")?;
-        crate::ensure_topics(&self.admin, &router, &self.settings).await?;
+        crate::startup::ensure_topics(&self.admin, &router, &self.settings).await?;
         RoutingSnapshot::resolve(router, &self.registry, self.settings.registry.auto_register)
             .await
             .context("cannot prepare the output schemas")
@@ -175,8 +178,26 @@ async fn tick(poll: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// What asks for a reload besides a changed file: SIGHUP in the processor, a channel in tests.
+pub trait ReloadRequests: Send {
+    /// The next request; `None` when no more will come.
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<()>> + Send;
+}
+
+impl ReloadRequests for Signal {
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<()>> + Send {
+        Signal::recv(self)
+    }
+}
+
+impl ReloadRequests for tokio::sync::mpsc::Receiver<()> {
+    fn recv(&mut self) -> impl std::future::Future<Output = Option<()>> + Send {
+        tokio::sync::mpsc::Receiver::recv(self)
+    }
+}
+
 /// Fingerprint of a routing file's content (to notice changes; not cryptographic).
-pub(crate) fn fingerprint(text: &str) -> u64 {
+pub fn fingerprint(text: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     text.hash(&mut hasher);
     hasher.finish()
@@ -184,7 +205,7 @@ pub(crate) fn fingerprint(text: &str) -> u64 {
 
 /// With routing from the command line there is nothing to reload; SIGHUP is logged, not fatal
 /// (its default action would end the process).
-pub(crate) async fn ignore_hangups(mut hangup: Signal) {
+pub async fn ignore_hangups(mut hangup: Signal) {
     while hangup.recv().await.is_some() {
         warn!(
             "SIGHUP received, but routing comes from --destination-configurations: nothing to reload. Use a routing file (routing.file) to change routing without a restart."

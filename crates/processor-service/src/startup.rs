@@ -8,7 +8,8 @@
 //! `kafka.missing_topics_wait_ms`. The decisions are pure functions, unit-tested below.
 
 use crate::ops::{Dependency, Ops};
-use anyhow::{Context, Result};
+use crate::settings::Settings;
+use anyhow::{Context, Result, bail};
 use avro_codec::RegistryError;
 use kafka_adapters::{TopicAdmin, TopicSpec};
 use pipeline::{PipelineError, RoutingSnapshot};
@@ -21,7 +22,7 @@ use tracing::{info, warn};
 /// A start-up failure that waiting cannot fix: the process exits with code 2, like a refused
 /// configuration.
 #[derive(Debug)]
-pub(crate) struct Refused(pub(crate) String);
+pub struct Refused(pub String);
 
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -32,7 +33,7 @@ impl fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 /// Whether `error` (or anything it wraps) is a [`Refused`].
-pub(crate) fn is_refused(error: &anyhow::Error) -> bool {
+pub fn is_refused(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.is::<Refused>())
 }
 
@@ -47,12 +48,12 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 /// each wait lies between half the ceiling and the ceiling, so instances started together (a
 /// rollout) do not hit a recovering broker or registry in lockstep.
 #[derive(Debug)]
-pub(crate) struct Backoff {
+struct Backoff {
     ceiling: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
             ceiling: INITIAL_BACKOFF,
         }
@@ -71,7 +72,7 @@ impl Backoff {
         half + (ceiling - half).mul_f64(unit)
     }
 
-    pub(crate) fn next(&mut self) -> Duration {
+    fn next(&mut self) -> Duration {
         self.next_with(rand::random::<f64>())
     }
 }
@@ -119,25 +120,25 @@ impl Progress {
 
 /// How start-up treats topics the broker does not have.
 #[derive(Clone, Debug)]
-pub(crate) struct TopicRules {
+pub struct TopicRules {
     /// `kafka.create_missing_topics`: create every missing topic.
-    pub(crate) create_missing: bool,
+    pub create_missing: bool,
     /// Started with the prototype's command line: the dead-letter topic (which the prototype
     /// never had) is created with the broker's defaults when it is missing.
-    pub(crate) prototype: bool,
-    pub(crate) dead_letter_topic: String,
+    pub prototype: bool,
+    pub dead_letter_topic: String,
     /// `kafka.topic_partitions`.
-    pub(crate) partitions: i32,
+    pub partitions: i32,
     /// `kafka.topic_replication`; `None`: the broker's default.
-    pub(crate) replication: Option<i32>,
+    pub replication: Option<i32>,
     /// `kafka.missing_topics_wait_ms`: how long other missing topics are waited for.
-    pub(crate) missing_wait: Duration,
-    pub(crate) bootstrap: String,
+    pub missing_wait: Duration,
+    pub bootstrap: String,
 }
 
 /// What to do about the topics the broker lacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum TopicAction {
+pub enum TopicAction {
     /// Nothing is missing.
     Ready,
     /// Create these; `prototype_dead_letter` when it is the prototype's dead-letter topic.
@@ -152,11 +153,7 @@ pub(crate) enum TopicAction {
 }
 
 /// The decision for `missing` topics, `waited` after they were first found missing.
-pub(crate) fn decide_topics(
-    missing: &[String],
-    rules: &TopicRules,
-    waited: Duration,
-) -> TopicAction {
+pub fn decide_topics(missing: &[String], rules: &TopicRules, waited: Duration) -> TopicAction {
     if missing.is_empty() {
         return TopicAction::Ready;
     }
@@ -213,7 +210,7 @@ const BROKER_DEFAULT_PARTITIONS: i32 = -1;
 /// have with `registry.auto_register = false`, any other 4xx, an answer that is not the registry
 /// API (wrong URL) and an unusable client configuration. Waited out: no answer, a refused or
 /// reset connection, a timeout, 5xx and 429.
-pub(crate) fn registry_refuses(error: &RegistryError) -> bool {
+pub fn registry_refuses(error: &RegistryError) -> bool {
     match error {
         RegistryError::Connect { .. }
         | RegistryError::Timeout { .. }
@@ -250,7 +247,7 @@ async fn missing_topics(admin: &impl TopicAdmin, topics: &[String]) -> Result<Ve
 
 /// Waits until the broker answers and has every topic of `topics` (creating them as `rules`
 /// say), reporting the wait in `/ready` and the log.
-pub(crate) async fn wait_for_topics(
+pub async fn wait_for_topics(
     admin: &impl TopicAdmin,
     topics: &[String],
     rules: &TopicRules,
@@ -334,7 +331,7 @@ pub(crate) async fn wait_for_topics(
 /// Waits until the registry gives the output schema an id under every output subject of
 /// `router`, reporting the wait in `/ready` and the log. `registry` should fail fast (a short
 /// timeout, no retries of its own): this loop retries.
-pub(crate) async fn wait_for_registry(
+pub async fn wait_for_registry(
     router: &Router,
     registry: &HttpSchemaRegistry,
     auto_register: bool,
@@ -367,6 +364,95 @@ pub(crate) async fn wait_for_registry(
         }
         tokio::time::sleep(backoff.next()).await;
     }
+}
+
+/// A start-up failure that waiting cannot fix: exit code 2.
+pub fn refuse(error: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Refused(format!("{error:#}")))
+}
+
+/// Every topic the processor reads or writes must exist before it reads anything: otherwise
+/// records would wait in the producer until they time out.
+pub fn topics_to_check(router: &Router, settings: &Settings) -> Vec<String> {
+    let mut topics: Vec<String> = router
+        .output_targets()
+        .map(|target| target.topic.clone())
+        .collect();
+    topics.push(settings.kafka.dead_letter_topic.clone());
+    topics.push(settings.kafka.input_topic.clone());
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
+pub fn topic_rules(settings: &Settings, prototype: bool) -> TopicRules {
+    let kafka = &settings.kafka;
+    TopicRules {
+        create_missing: kafka.create_missing_topics,
+        prototype,
+        dead_letter_topic: kafka.dead_letter_topic.clone(),
+        partitions: kafka.topic_partitions,
+        replication: kafka.topic_replication,
+        missing_wait: Duration::from_millis(kafka.missing_topics_wait_ms),
+        bootstrap: kafka.bootstrap_servers.clone(),
+    }
+}
+
+/// The reloader's topic check: every topic a new routing table writes to must exist, or is
+/// created when asked; missing ones refuse the table at once (the old one keeps routing).
+pub async fn ensure_topics(
+    admin: &impl TopicAdmin,
+    router: &Router,
+    settings: &Settings,
+) -> Result<()> {
+    let topics = topics_to_check(router, settings);
+    let mut missing = Vec::new();
+    for topic in &topics {
+        let partitions = admin.partitions_of(topic).await.with_context(|| {
+            format!(
+                "cannot read metadata of topic {topic} from {}",
+                settings.kafka.bootstrap_servers
+            )
+        })?;
+        if partitions.is_none() {
+            missing.push(topic.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !settings.kafka.create_missing_topics {
+        bail!(
+            "topics missing on the broker: {}; create them, or start with --create-missing-topics",
+            missing.join(", ")
+        );
+    }
+    // Absent: the broker's `default.replication.factor` (1 on the local stack's single broker).
+    let replication = settings
+        .kafka
+        .topic_replication
+        .unwrap_or(TopicSpec::BROKER_DEFAULT_REPLICATION);
+    warn!(
+        topics = %missing.join(","),
+        partitions = settings.kafka.topic_partitions,
+        replication = %settings
+            .kafka
+            .topic_replication
+            .map_or_else(|| "broker default".to_owned(), |factor| factor.to_string()),
+        "Creating missing topics."
+    );
+    let specs: Vec<TopicSpec> = missing
+        .iter()
+        .map(|name| TopicSpec {
+            name: name.clone(),
+            partitions: settings.kafka.topic_partitions,
+            replication,
+        })
+        .collect();
+    admin
+        .create_topics(&specs)
+        .await
+        .context("cannot create the missing topics")
 }
 
 #[cfg(test)]

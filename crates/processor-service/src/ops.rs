@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 /// Where the processor is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub enum Phase {
     /// Connecting, checking topics, preparing the routing table.
     Starting = 0,
     /// The pipeline loop runs.
@@ -28,14 +28,14 @@ pub(crate) enum Phase {
 
 /// What start-up may be waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Dependency {
+pub enum Dependency {
     Broker,
     Registry,
 }
 
 /// The last answer of one background check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Check {
+pub enum Check {
     /// Not answered yet.
     #[default]
     Pending,
@@ -47,30 +47,30 @@ pub(crate) enum Check {
 
 /// Limits the verdicts apply.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// The loop must have turned within this.
-    pub(crate) stall_after_ms: i64,
+    pub stall_after_ms: i64,
     /// A check older than this no longer counts as passed (the checker itself is stuck).
-    pub(crate) check_stale_after_ms: i64,
+    pub check_stale_after_ms: i64,
 }
 
 /// Everything the verdicts look at, read at one moment.
 #[derive(Clone, Debug)]
-pub(crate) struct Observation {
-    pub(crate) phase: Phase,
-    pub(crate) now_ms: i64,
+pub struct Observation {
+    pub phase: Phase,
+    pub now_ms: i64,
     /// Last turn of the pipeline loop, or when the phase became `Running` if later.
-    pub(crate) last_turn_ms: i64,
-    pub(crate) stuck_records: i64,
-    pub(crate) broker: Check,
-    pub(crate) registry: Check,
+    pub last_turn_ms: i64,
+    pub stuck_records: i64,
+    pub broker: Check,
+    pub registry: Check,
     /// What start-up waits for, one reason per dependency (empty once it is not waiting).
-    pub(crate) waiting: Vec<String>,
+    pub waiting: Vec<String>,
 }
 
 impl Observation {
     /// How long the loop has not turned; 0 before it ever ran.
-    pub(crate) fn loop_silence_ms(&self) -> i64 {
+    pub fn loop_silence_ms(&self) -> i64 {
         if self.last_turn_ms == 0 {
             return 0;
         }
@@ -80,9 +80,9 @@ impl Observation {
 
 /// A probe's answer: healthy or not, and why not.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Verdict {
-    pub(crate) ok: bool,
-    pub(crate) reasons: Vec<String>,
+pub struct Verdict {
+    pub ok: bool,
+    pub reasons: Vec<String>,
 }
 
 impl Verdict {
@@ -96,7 +96,7 @@ impl Verdict {
 
 /// Alive unless the pipeline loop stopped turning. Starting counts as alive: a slow start is for
 /// readiness to report, and restarting would not make it faster.
-pub(crate) fn liveness(observation: &Observation, limits: Limits) -> Verdict {
+pub fn liveness(observation: &Observation, limits: Limits) -> Verdict {
     let mut reasons = Vec::new();
     if observation.phase != Phase::Starting {
         let silent_ms = observation.loop_silence_ms();
@@ -114,7 +114,7 @@ pub(crate) fn liveness(observation: &Observation, limits: Limits) -> Verdict {
 /// Ready when the loop runs and is live, broker and registry answered recently, and no record is
 /// stuck past its retry budget. Owning no partition is ready: with more instances than input
 /// partitions, the spare ones wait for an assignment.
-pub(crate) fn readiness(observation: &Observation, limits: Limits) -> Verdict {
+pub fn readiness(observation: &Observation, limits: Limits) -> Verdict {
     let mut reasons = Vec::new();
     match observation.phase {
         Phase::Starting if observation.waiting.is_empty() => {
@@ -152,13 +152,16 @@ pub(crate) fn readiness(observation: &Observation, limits: Limits) -> Verdict {
 
 /// State shared by the pipeline's owner, the checks, the reloader, the probes and the metrics.
 #[derive(Debug)]
-pub(crate) struct Ops {
-    pub(crate) stats: Arc<PipelineStats>,
-    pub(crate) processor_id: String,
-    pub(crate) input_topic: String,
-    pub(crate) limits: Limits,
-    pub(crate) reloads_ok: AtomicU64,
-    pub(crate) reloads_failed: AtomicU64,
+pub struct Ops {
+    pub stats: Arc<PipelineStats>,
+    pub processor_id: String,
+    pub input_topic: String,
+    pub limits: Limits,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    /// The git commit the binary was built from (the `build_info` metric), `unknown` unless
+    /// the binary says ([`Ops::with_build_commit`]).
+    pub build_commit: &'static str,
     phase: AtomicU8,
     running_since_ms: AtomicI64,
     checks: Mutex<Checks>,
@@ -173,7 +176,7 @@ struct Checks {
 }
 
 impl Ops {
-    pub(crate) fn new(
+    pub fn new(
         stats: Arc<PipelineStats>,
         processor_id: String,
         input_topic: String,
@@ -186,13 +189,20 @@ impl Ops {
             limits,
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            build_commit: "unknown",
             phase: AtomicU8::new(Phase::Starting as u8),
             running_since_ms: AtomicI64::new(0),
             checks: Mutex::new(Checks::default()),
         }
     }
 
-    pub(crate) fn set_phase(&self, phase: Phase) {
+    /// Names the git commit the binary was built from (shown by the `build_info` metric).
+    pub fn with_build_commit(mut self, commit: &'static str) -> Self {
+        self.build_commit = commit;
+        self
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
         if phase == Phase::Running {
             self.running_since_ms.store(now_ms(), Relaxed);
         }
@@ -207,7 +217,7 @@ impl Ops {
         }
     }
 
-    pub(crate) fn observe(&self) -> Observation {
+    pub fn observe(&self) -> Observation {
         let checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
         Observation {
             phase: self.phase(),
@@ -225,7 +235,7 @@ impl Ops {
     }
 
     /// Start-up waits for `dependency` for `reason`, or (`None`) no longer does.
-    pub(crate) fn set_waiting(&self, dependency: Dependency, reason: Option<String>) {
+    pub fn set_waiting(&self, dependency: Dependency, reason: Option<String>) {
         let mut checks = self.checks.lock().unwrap_or_else(PoisonError::into_inner);
         match reason {
             Some(reason) => checks.waiting.insert(dependency, reason),
@@ -234,7 +244,7 @@ impl Ops {
     }
 
     /// Per-partition lag of the group on the input topic, as of the last broker check.
-    pub(crate) fn lag(&self) -> Vec<PartitionLag> {
+    pub fn lag(&self) -> Vec<PartitionLag> {
         self.checks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -287,7 +297,7 @@ impl Ops {
 /// Checks broker and registry every `interval`, each bounded by `timeout`: the group's positions
 /// and watermarks on the input topic (which also feed the lag metric), and a registry lookup of
 /// an output subject of the routing table in force.
-pub(crate) async fn run_checks(
+pub async fn run_checks(
     ops: Arc<Ops>,
     admin: KafkaAdmin,
     group_id: String,
@@ -350,7 +360,7 @@ async fn registry_answers(
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)

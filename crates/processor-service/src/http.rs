@@ -29,7 +29,7 @@ struct Endpoint {
 
 /// The running server.
 #[derive(Debug)]
-pub(crate) struct Server {
+pub struct Server {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -37,7 +37,7 @@ pub(crate) struct Server {
 impl Server {
     /// Stops accepting connections and lets open requests finish, for a second at most (a
     /// scraper's connection must not hold the exit back).
-    pub(crate) async fn stop(mut self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(Duration::from_secs(1), &mut self.task)
             .await
@@ -49,7 +49,7 @@ impl Server {
 }
 
 /// Binds `listen` (failing at once if the address is taken) and serves in a background task.
-pub(crate) async fn start(listen: SocketAddr, ops: Arc<Ops>) -> Result<Server> {
+pub async fn start(listen: SocketAddr, ops: Arc<Ops>) -> Result<Server> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {

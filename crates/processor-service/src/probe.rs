@@ -13,7 +13,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs the probe and prints its outcome: exit 0 on 200, 1 otherwise, 2 for a malformed URL.
-pub(crate) fn run(url: &str) -> ExitCode {
+pub fn run(url: &str) -> ExitCode {
     let (host, port, path) = match parse(url) {
         Ok(parts) => parts,
         Err(error) => {

@@ -1,7 +1,12 @@
 //! Layered configuration: built-in defaults < config file < `EVENT_PROCESSOR__*` environment < command line.
 
+use crate::ops::Limits;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use offset_tracker::CommitPolicy;
+use pipeline::{PipelineConfig, RetryPolicy};
+use router_core::Router;
+use schema_registry::RegistryClientConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,164 +15,160 @@ use std::time::Duration;
 /// Command line of the processor. Every flag can also come from the config file or from the
 /// environment (`EVENT_PROCESSOR__<SECTION>__<KEY>`, e.g. `EVENT_PROCESSOR__KAFKA__BOOTSTRAP_SERVERS`).
 #[derive(Debug, Parser)]
-#[command(
-    name = "event-processor",
-    version = crate::version::VERSION,
-    about = "Multi-tenant Kafka event router"
-)]
-pub(crate) struct Cli {
+#[command(name = "event-processor", about = "Multi-tenant Kafka event router")]
+pub struct Cli {
     /// TOML config file (see deploy/processor.toml).
     #[arg(long, short = 'c', env = "EVENT_PROCESSOR_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Id of this processor instance, written into every output record.
     #[arg(long)]
-    pub(crate) processor_id: Option<String>,
+    pub processor_id: Option<String>,
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     #[arg(long)]
-    pub(crate) bootstrap_servers: Option<String>,
+    pub bootstrap_servers: Option<String>,
     /// Schema registry base URL.
     #[arg(long)]
-    pub(crate) schema_registry_url: Option<String>,
+    pub schema_registry_url: Option<String>,
     /// The input topic.
     #[arg(long)]
-    pub(crate) input_topic: Option<String>,
+    pub input_topic: Option<String>,
     /// Consumer group id.
     #[arg(long)]
-    pub(crate) group_id: Option<String>,
+    pub group_id: Option<String>,
     /// Dead-letter topic.
     #[arg(long)]
-    pub(crate) dead_letter_topic: Option<String>,
+    pub dead_letter_topic: Option<String>,
     /// Routing file (TOML routing table and tenant policy).
     #[arg(long)]
-    pub(crate) routing_file: Option<PathBuf>,
+    pub routing_file: Option<PathBuf>,
     /// The prototype's routing JSON: `{"FINANCE": {"output_topic": …, "output_subject": …}}` (allow-all policy).
     #[arg(long)]
-    pub(crate) destination_configurations: Option<String>,
+    pub destination_configurations: Option<String>,
     /// Commit after this many completed input records (or after the commit interval).
     #[arg(long)]
-    pub(crate) commit_every: Option<u64>,
+    pub commit_every: Option<u64>,
     /// Delivery guarantee: `at-least-once` (default) or `exactly-once` (Kafka transactions;
     /// read outputs with `isolation.level=read_committed`).
     #[arg(long, value_name = "MODE", value_parser = ["at-least-once", "exactly-once"])]
-    pub(crate) delivery: Option<String>,
+    pub delivery: Option<String>,
     /// Log level or filter (`info`, `debug`, `event_processor=debug,rdkafka=warn`); `RUST_LOG` wins.
     #[arg(long)]
-    pub(crate) log_level: Option<String>,
+    pub log_level: Option<String>,
     /// Log as JSON lines.
     #[arg(long)]
-    pub(crate) log_json: bool,
+    pub log_json: bool,
     /// Extra librdkafka property for consumer and producer, `key=value`; repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
-    pub(crate) kafka_properties: Vec<String>,
+    pub kafka_properties: Vec<String>,
     /// Extra librdkafka property for the consumer only, `key=value`; repeatable.
     #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
-    pub(crate) consumer_properties: Vec<String>,
+    pub consumer_properties: Vec<String>,
     /// Extra librdkafka property for the producer only, `key=value`; repeatable.
     #[arg(long = "producer-property", value_name = "KEY=VALUE")]
-    pub(crate) producer_properties: Vec<String>,
+    pub producer_properties: Vec<String>,
     /// Create missing output and dead-letter topics at start instead of refusing to start.
     #[arg(long)]
-    pub(crate) create_missing_topics: bool,
+    pub create_missing_topics: bool,
     /// Address of the metrics and probes endpoint (`/metrics`, `/health`, `/ready`), e.g.
     /// `0.0.0.0:9464`; port 0 picks a free port (logged at start).
     #[arg(long, value_name = "HOST:PORT")]
-    pub(crate) http_listen: Option<String>,
+    pub http_listen: Option<String>,
     /// How often to check the routing file for changes, in milliseconds; 0: only on SIGHUP.
     #[arg(long, value_name = "MS")]
-    pub(crate) routing_reload_poll_ms: Option<u64>,
+    pub routing_reload_poll_ms: Option<u64>,
     /// Check the configuration (settings, routing file, registry credentials) as a start would,
     /// print it and exit: 0 when it is valid, 2 when it would be refused. Connects to nothing.
     #[arg(long)]
-    pub(crate) check_config: bool,
+    pub check_config: bool,
     /// GET this URL of a running processor (`http://127.0.0.1:9464/health`) and exit 0 on a 200,
     /// 1 otherwise; reads no configuration (other flags are ignored). For container health
     /// checks without curl.
     #[arg(long, value_name = "URL")]
-    pub(crate) probe: Option<String>,
+    pub probe: Option<String>,
 }
 
 /// The processor's settings after layering, validated.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Settings {
-    pub(crate) processor_id: String,
-    pub(crate) kafka: KafkaSettings,
-    pub(crate) registry: RegistrySettings,
-    pub(crate) routing: RoutingSettings,
-    pub(crate) pipeline: PipelineSettings,
-    pub(crate) http: HttpSettings,
-    pub(crate) health: HealthSettings,
-    pub(crate) log: LogSettings,
+pub struct Settings {
+    pub processor_id: String,
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySettings,
+    pub routing: RoutingSettings,
+    pub pipeline: PipelineSettings,
+    pub http: HttpSettings,
+    pub health: HealthSettings,
+    pub log: LogSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct KafkaSettings {
-    pub(crate) bootstrap_servers: String,
-    pub(crate) input_topic: String,
-    pub(crate) group_id: String,
-    pub(crate) dead_letter_topic: String,
-    pub(crate) create_missing_topics: bool,
-    pub(crate) topic_partitions: i32,
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub input_topic: String,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    pub create_missing_topics: bool,
+    pub topic_partitions: i32,
     /// Replication factor of topics it creates; `None`: the broker's `default.replication.factor`.
-    pub(crate) topic_replication: Option<i32>,
+    pub topic_replication: Option<i32>,
     /// How long start-up waits for missing topics (created by a deployment job) before it
     /// refuses to start; 0 refuses at once.
-    pub(crate) missing_topics_wait_ms: u64,
+    pub missing_topics_wait_ms: u64,
     /// librdkafka properties for every client (security, timeouts).
     #[serde(default)]
-    pub(crate) properties: BTreeMap<String, String>,
+    pub properties: BTreeMap<String, String>,
     /// librdkafka properties for the consumer only (group timeouts, fetch sizes).
     #[serde(default)]
-    pub(crate) consumer_properties: BTreeMap<String, String>,
+    pub consumer_properties: BTreeMap<String, String>,
     /// librdkafka properties for the producer only (batching, compression, acks).
     #[serde(default)]
-    pub(crate) producer_properties: BTreeMap<String, String>,
+    pub producer_properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RegistrySettings {
-    pub(crate) url: String,
-    pub(crate) timeout_ms: u64,
-    pub(crate) max_retries: u32,
-    pub(crate) auto_register: bool,
+pub struct RegistrySettings {
+    pub url: String,
+    pub timeout_ms: u64,
+    pub max_retries: u32,
+    pub auto_register: bool,
     /// How long a record whose schema id the registry does not know is held back (the id asked
     /// for again) before it is dead-lettered; 0 dead-letters at once.
-    pub(crate) not_found_retry_ms: u64,
-    pub(crate) basic_auth_user: Option<String>,
-    pub(crate) basic_auth_password: Option<String>,
+    pub not_found_retry_ms: u64,
+    pub basic_auth_user: Option<String>,
+    pub basic_auth_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RoutingSettings {
-    pub(crate) file: Option<PathBuf>,
-    pub(crate) destination_configurations: Option<String>,
+pub struct RoutingSettings {
+    pub file: Option<PathBuf>,
+    pub destination_configurations: Option<String>,
     /// How often the routing file is checked for changes; 0 reloads only on SIGHUP.
-    pub(crate) reload_poll_ms: u64,
+    pub reload_poll_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PipelineSettings {
-    pub(crate) max_in_flight: usize,
-    pub(crate) max_record_bytes: usize,
-    pub(crate) commit_every: u64,
-    pub(crate) commit_interval_ms: u64,
-    pub(crate) drain_timeout_ms: u64,
-    pub(crate) retry_initial_backoff_ms: u64,
-    pub(crate) retry_max_backoff_ms: u64,
-    pub(crate) retry_budget: u32,
+pub struct PipelineSettings {
+    pub max_in_flight: usize,
+    pub max_record_bytes: usize,
+    pub commit_every: u64,
+    pub commit_interval_ms: u64,
+    pub drain_timeout_ms: u64,
+    pub retry_initial_backoff_ms: u64,
+    pub retry_max_backoff_ms: u64,
+    pub retry_budget: u32,
     /// At-least-once (commit offsets after the outputs are acknowledged) or exactly-once
     /// (outputs and offsets in one Kafka transaction).
-    pub(crate) delivery: Delivery,
+    pub delivery: Delivery,
 }
 
 /// The delivery guarantee (`pipeline.delivery`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum Delivery {
+pub enum Delivery {
     AtLeastOnce,
     ExactlyOnce,
 }
@@ -175,28 +176,28 @@ pub(crate) enum Delivery {
 /// The metrics and probes endpoint.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HttpSettings {
-    pub(crate) enabled: bool,
-    pub(crate) listen: String,
+pub struct HttpSettings {
+    pub enabled: bool,
+    pub listen: String,
 }
 
 /// Background checks behind `/ready` and the lag metrics, and the liveness limit behind `/health`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HealthSettings {
+pub struct HealthSettings {
     /// How often broker (group positions and watermarks) and registry are checked.
-    pub(crate) check_interval_ms: u64,
+    pub check_interval_ms: u64,
     /// Limit of one check.
-    pub(crate) check_timeout_ms: u64,
+    pub check_timeout_ms: u64,
     /// `/health` fails when the pipeline loop has not turned for this long.
-    pub(crate) stall_after_ms: u64,
+    pub stall_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct LogSettings {
-    pub(crate) level: String,
-    pub(crate) json: bool,
+pub struct LogSettings {
+    pub level: String,
+    pub json: bool,
 }
 
 /// Defaults for everything but the routing table; documented in deploy/processor.toml.
@@ -248,7 +249,7 @@ json = false
 "#;
 
 impl Settings {
-    pub(crate) fn load(cli: &Cli) -> Result<Self> {
+    pub fn load(cli: &Cli) -> Result<Self> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = &cli.config {
@@ -391,7 +392,7 @@ impl Settings {
     /// How long the consumer's rebalance callback waits for the pipeline to drain a revoked
     /// partition and answer with the positions to commit: the drain timeout, plus
     /// [`REVOKE_ANSWER_MARGIN`] for the answer to arrive after the drain gave up.
-    pub(crate) fn revoke_timeout(&self) -> Duration {
+    pub fn revoke_timeout(&self) -> Duration {
         Duration::from_millis(self.pipeline.drain_timeout_ms).saturating_add(REVOKE_ANSWER_MARGIN)
     }
 
@@ -442,7 +443,7 @@ impl Settings {
     }
 
     /// The metrics and probes address.
-    pub(crate) fn http_listen(&self) -> Result<std::net::SocketAddr> {
+    pub fn http_listen(&self) -> Result<std::net::SocketAddr> {
         self.http.listen.parse().with_context(|| {
             format!(
                 "http.listen `{}` is not an address like 127.0.0.1:9464 or 0.0.0.0:9464",
@@ -508,7 +509,7 @@ impl KafkaSettings {
     }
 
     /// Client settings for one role: the shared properties, then that role's own.
-    pub(crate) fn client(
+    pub fn client(
         &self,
         role_properties: &BTreeMap<String, String>,
     ) -> kafka_adapters::KafkaConfig {
@@ -523,13 +524,13 @@ impl KafkaSettings {
 
 /// Rewrites the prototype's single-dash flags (`-processor_id X`) to ours (`--processor-id X`), so
 /// the prototype's command lines keep working.
-pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
+pub fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
     cli_support::translate_prototype_flags(args, &PROTOTYPE_FLAGS)
 }
 
 /// Whether the command line uses a flag of the prototype's (`-processor_id`, …): the processor
 /// then stands in for the prototype, and creates the dead-letter topic the prototype never had.
-pub(crate) fn uses_prototype_flags(args: &[String]) -> bool {
+pub fn uses_prototype_flags(args: &[String]) -> bool {
     args.iter()
         .skip(1)
         .any(|arg| PROTOTYPE_FLAGS.iter().any(|(old, _)| old == arg))
@@ -549,6 +550,76 @@ const PROTOTYPE_FLAGS: [(&str, &str); 8] = [
     ),
     ("-log_level", "--log-level"),
 ];
+
+/// What the settings mean for each part the binary wires together.
+impl Settings {
+    /// The routing table, and the file's text when it comes from a file (the reloader compares it).
+    pub fn load_router(&self) -> Result<(Router, Option<String>)> {
+        match (&self.routing.file, &self.routing.destination_configurations) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read routing file {}", path.display()))?;
+                let router = Router::from_toml_str(&text)
+                    .with_context(|| format!("invalid routing file {}", path.display()))?;
+                Ok((router, Some(text)))
+            }
+            (None, Some(json)) => Ok((
+                Router::from_prototype_json(json)
+                    .context("invalid --destination-configurations JSON")?,
+                None,
+            )),
+            (None, None) => bail!("no routing table configured"),
+        }
+    }
+
+    /// The health limits of readiness and liveness.
+    pub fn limits(&self) -> Limits {
+        let health = &self.health;
+        Limits {
+            stall_after_ms: health.stall_after_ms as i64,
+            // Two missed checks, each allowed its full timeout.
+            check_stale_after_ms: (2 * health.check_interval_ms + health.check_timeout_ms) as i64,
+        }
+    }
+
+    /// The registry client's configuration (URL, timeout, retries, basic auth).
+    pub fn registry_config(&self) -> Result<RegistryClientConfig> {
+        let registry = &self.registry;
+        let basic_auth = match (&registry.basic_auth_user, &registry.basic_auth_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => bail!("registry.basic_auth_user and registry.basic_auth_password go together"),
+        };
+        let mut config = RegistryClientConfig::new(registry.url.clone());
+        config.timeout = Duration::from_millis(registry.timeout_ms);
+        config.max_retries = registry.max_retries;
+        config.basic_auth = basic_auth;
+        Ok(config)
+    }
+
+    /// The pipeline's configuration.
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        let pipeline = &self.pipeline;
+        let mut config = PipelineConfig::new(
+            self.processor_id.clone(),
+            self.kafka.dead_letter_topic.as_str(),
+        );
+        config.max_in_flight = pipeline.max_in_flight;
+        config.max_record_bytes = pipeline.max_record_bytes;
+        config.commit_policy = CommitPolicy {
+            max_completions: pipeline.commit_every,
+            max_interval: Duration::from_millis(pipeline.commit_interval_ms),
+        };
+        config.retry = RetryPolicy {
+            initial_backoff: Duration::from_millis(pipeline.retry_initial_backoff_ms),
+            max_backoff: Duration::from_millis(pipeline.retry_max_backoff_ms),
+            budget: pipeline.retry_budget,
+        };
+        config.drain_timeout = Duration::from_millis(pipeline.drain_timeout_ms);
+        config.not_found_retry = Duration::from_millis(self.registry.not_found_retry_ms);
+        config
+    }
+}
 
 #[cfg(test)]
 mod tests {

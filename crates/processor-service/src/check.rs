@@ -9,15 +9,15 @@ use crate::settings::Settings;
 use std::process::ExitCode;
 
 /// 0 and a summary when the configuration would start; 2 and `error: …` when it would be refused.
-pub(crate) fn run(settings: &Settings) -> ExitCode {
-    let router = match crate::load_router(settings) {
+pub fn run(settings: &Settings) -> ExitCode {
+    let router = match settings.load_router() {
         Ok((router, _)) => router,
         Err(error) => {
             eprintln!("error: {error:#}");
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = crate::registry_config(settings) {
+    if let Err(error) = settings.registry_config() {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
