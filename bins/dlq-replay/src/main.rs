@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use dlq_replay::{FromOffsets, ReplayOptions, ReplaySummary, replay};
+use dead_letter_replay::{FromOffsets, ReplayOptions, ReplaySummary, replay};
 use kafka_adapters::KafkaConfig;
 use std::process::ExitCode;
 use std::time::Duration;

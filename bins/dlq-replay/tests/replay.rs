@@ -114,7 +114,7 @@ async fn dlq_replay_republishes_original_keys_and_values() {
         assert_eq!(header(original, headers::REASON), Some("unauthorized"));
         assert_eq!(record.payload, original.payload, "value byte for byte");
         assert_eq!(
-            header(record, dlq_replay::REPLAYED_FROM_HEADER),
+            header(record, dead_letter_replay::REPLAYED_FROM_HEADER),
             Some(
                 format!(
                     "{}/{}/{}",
@@ -127,7 +127,7 @@ async fn dlq_replay_republishes_original_keys_and_values() {
             record
                 .headers
                 .iter()
-                .all(|(key, _)| key == dlq_replay::REPLAYED_FROM_HEADER),
+                .all(|(key, _)| key == dead_letter_replay::REPLAYED_FROM_HEADER),
             "no dlq.* header replayed: {:?}",
             record.headers
         );

@@ -15,40 +15,18 @@ mod verify;
 
 use std::process::ExitCode;
 
-use cli_support::{LogFormat, one_line};
-
 fn main() -> ExitCode {
-    let settings = match cli::parse_args() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("error: {}", one_line(&error));
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(error) = cli_support::init_logging(&settings.log_level, LogFormat::Plain) {
-        eprintln!("error: --log-level: {}", one_line(&error));
-        return ExitCode::from(2);
-    }
-    let outcome = match cli_support::block_on_stoppable(
-        ExitCode::from(3),
+    cli_support::run_tool(
+        cli::parse_args,
+        |settings| &settings.log_level,
         "stopping: finishing the current batch (Ctrl-C again to exit at once)",
-        async |stop| run::run(&settings, &stop).await,
-    ) {
-        Ok(outcome) => outcome,
-        Err(code) => return code,
-    };
-    match outcome {
-        Ok(summary) => {
-            run::print_summary(&settings, &summary);
-            if summary.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+        async |settings, stop| run::run(settings, &stop).await,
+        |settings, summary| {
+            run::print_summary(settings, &summary);
+            match summary.ok {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
             }
-        }
-        Err(error) => {
-            eprintln!("error: {}", one_line(&error));
-            ExitCode::from(3)
-        }
-    }
+        },
+    )
 }

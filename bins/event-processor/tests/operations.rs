@@ -529,9 +529,9 @@ async fn replayed_dead_letters_are_routed_after_the_policy_is_fixed() {
         .await;
 
     let mut options =
-        dlq_replay::ReplayOptions::new(world.dead_letter.clone(), world.input.clone());
+        dead_letter_replay::ReplayOptions::new(world.dead_letter.clone(), world.input.clone());
     options.reasons = vec!["unauthorized".to_owned()];
-    let summary = dlq_replay::replay(&world.kafka, &options)
+    let summary = dead_letter_replay::replay(&world.kafka, &options)
         .await
         .expect("replayed");
     assert_eq!(summary.replayed, 12);

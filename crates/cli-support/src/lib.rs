@@ -10,5 +10,8 @@ pub use args::{
     parse_property, schema_registry_url, translate_prototype_flags, validate_bootstrap,
 };
 pub use broker::missing_topics;
-pub use process::{LogFormat, block_on_stoppable, init_logging, log_filter, start_runtime};
+pub use process::{
+    EXIT_BAD_FLAGS, EXIT_UNUSABLE, LogFormat, block_on_stoppable, init_logging, log_filter,
+    run_tool, start_runtime,
+};
 pub use report::one_line;

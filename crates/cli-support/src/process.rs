@@ -101,6 +101,51 @@ pub fn block_on_stoppable<T>(
     }))
 }
 
+/// Exit status of a sample tool whose flags are wrong.
+pub const EXIT_BAD_FLAGS: u8 = 2;
+/// Exit status of a sample tool that found the broker, a topic, the registry or a file unusable.
+pub const EXIT_UNUSABLE: u8 = 3;
+
+/// The `main` of the sample tools (`event-producer`, `event-consumer`): parse the flags (an error
+/// exits [`EXIT_BAD_FLAGS`]), start logging at the tool's level, run `work` on a fresh runtime
+/// with Ctrl-C asking it to wrap up (see [`block_on_stoppable`]), then let `report` turn what it
+/// returned into the exit status. An error of `work` is printed on one line and exits
+/// [`EXIT_UNUSABLE`].
+pub fn run_tool<S, T>(
+    parse: impl FnOnce() -> anyhow::Result<S>,
+    log_level: fn(&S) -> &str,
+    ctrl_c_message: &'static str,
+    work: impl AsyncFnOnce(&S, Arc<AtomicBool>) -> anyhow::Result<T>,
+    report: impl FnOnce(&S, T) -> ExitCode,
+) -> ExitCode {
+    let settings = match parse() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {}", crate::one_line(&error));
+            return ExitCode::from(EXIT_BAD_FLAGS);
+        }
+    };
+    if let Err(error) = init_logging(log_level(&settings), LogFormat::Plain) {
+        eprintln!("error: --log-level: {}", crate::one_line(&error));
+        return ExitCode::from(EXIT_BAD_FLAGS);
+    }
+    let outcome = match block_on_stoppable(
+        ExitCode::from(EXIT_UNUSABLE),
+        ctrl_c_message,
+        async |stop| work(&settings, stop).await,
+    ) {
+        Ok(outcome) => outcome,
+        Err(code) => return code,
+    };
+    match outcome {
+        Ok(done) => report(&settings, done),
+        Err(error) => {
+            eprintln!("error: {}", crate::one_line(&error));
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
 async fn stop_on_ctrl_c(stop: Arc<AtomicBool>, message: &'static str) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
