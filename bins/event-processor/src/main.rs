@@ -26,8 +26,8 @@ use tracing::{error, info, warn};
 
 /// mimalloc instead of glibc's malloc: cheaper for the buffers the main loop allocates per
 /// record and for freeing records the consumer thread allocated (no arena lock). Built with
-/// `no_thp`: on transparent huge pages its arenas raised peak RSS by ~30 MiB. The bench tools
-/// use it too, so the passthrough compares like for like (docs/BENCHMARKS.md).
+/// `no_thp`: on transparent huge pages its arenas raised peak RSS markedly. The bench tools use it
+/// too, so the passthrough compares like for like (docs/BENCHMARKS.md has the figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -6,7 +6,7 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
     marker::PhantomData,
     sync::{Arc, PoisonError, RwLock},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use apache_avro::{
@@ -63,8 +63,14 @@ pub struct Decoder<T: WireRecord> {
     reader_canonical_form: String,
     entries: RwLock<Entries>,
     /// How long "not found" is remembered; `None`: for good.
-    not_found_ttl: Option<Duration>,
+    not_found_ttl: Option<NotFoundTtl>,
     _record: PhantomData<fn() -> T>,
+}
+
+/// How long "not found" is remembered, by whose clock.
+struct NotFoundTtl {
+    ttl: Duration,
+    now: Box<dyn Fn() -> Duration + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -110,9 +116,9 @@ enum Entry {
 
 #[derive(Clone)]
 enum Rejection {
-    /// The registry did not know the id when asked at `checked`.
+    /// The registry did not know the id when asked at `checked` (by the decoder's clock).
     NotFound {
-        checked: Instant,
+        checked: Duration,
     },
     Invalid(Arc<str>),
     Incompatible {
@@ -180,17 +186,27 @@ impl<T: WireRecord> Decoder<T> {
     /// This decoder, remembering an id the registry did not know for `ttl` only: afterwards
     /// [`decode`](Self::decode) answers [`CodecError::UnknownSchemaId`] for it again, and
     /// [`load`](Self::load) asks the registry again.
+    ///
+    /// `now` is the owner's monotonic clock (any fixed origin): this crate reads no clock
+    /// itself, so tests control time and the codec stays free of I/O.
     #[must_use]
-    pub fn with_not_found_ttl(mut self, ttl: Duration) -> Self {
-        self.not_found_ttl = Some(ttl);
+    pub fn with_not_found_ttl(
+        mut self,
+        ttl: Duration,
+        now: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.not_found_ttl = Some(NotFoundTtl {
+            ttl,
+            now: Box::new(now),
+        });
         self
     }
 
     /// Whether `entry` is a "not found" older than the time to live: to be fetched again.
     fn is_stale(&self, entry: &Entry) -> bool {
-        match (entry, self.not_found_ttl) {
-            (Entry::Rejected(Rejection::NotFound { checked }), Some(ttl)) => {
-                checked.elapsed() >= ttl
+        match (entry, &self.not_found_ttl) {
+            (Entry::Rejected(Rejection::NotFound { checked }), Some(limit)) => {
+                (limit.now)().saturating_sub(*checked) >= limit.ttl
             }
             _ => false,
         }
@@ -328,7 +344,10 @@ impl<T: WireRecord> Decoder<T> {
         let writer_schema = match registry.schema_by_id(schema_id).await {
             Ok(schema) => schema,
             Err(RegistryError::SchemaNotFound { .. }) => {
-                let checked = Instant::now();
+                let checked = self
+                    .not_found_ttl
+                    .as_ref()
+                    .map_or(Duration::ZERO, |limit| (limit.now)());
                 return self.insert(schema_id, Entry::Rejected(Rejection::NotFound { checked }));
             }
             Err(source) => {

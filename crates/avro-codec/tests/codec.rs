@@ -626,7 +626,8 @@ async fn not_found_with_a_time_to_live_is_remembered_until_rechecked() {
             Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned()),
         ],
     );
-    let decoder = InputDecoder::new().with_not_found_ttl(Duration::from_secs(3600));
+    let decoder =
+        InputDecoder::new().with_not_found_ttl(Duration::from_secs(3600), monotonic_clock());
     let err = decoder
         .load(SchemaId(42), &registry)
         .await
@@ -665,7 +666,7 @@ async fn not_found_past_its_time_to_live_is_unknown_again_and_loads_once_registe
         ],
     );
     // A zero time to live: stale as soon as remembered, no waiting in the test.
-    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO);
+    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO, monotonic_clock());
     let err = decoder
         .load(SchemaId(42), &registry)
         .await
@@ -695,7 +696,7 @@ async fn recheck_of_a_loaded_id_asks_nothing_and_a_bad_schema_stays_bad() {
     let registry = ScriptedRegistry::new()
         .answer(1, [Answer::Schema(PRODUCER_TO_PROCESSOR_SCHEMA.to_owned())])
         .answer(5, [Answer::Schema("not json".to_owned())]);
-    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO);
+    let decoder = InputDecoder::new().with_not_found_ttl(Duration::ZERO, monotonic_clock());
     decoder.load(SchemaId(1), &registry).await.expect("loads");
     decoder
         .recheck(SchemaId(1), &registry)
@@ -775,4 +776,10 @@ fn remembers_a_bounded_number_of_bad_schema_ids() {
         .add_writer_schema(SchemaId(limit + 1), PRODUCER_TO_PROCESSOR_SCHEMA)
         .expect("valid writer");
     assert_eq!(decoder.read_path(SchemaId(limit + 1)), Some(ReadPath::Fast));
+}
+
+/// The decoder's clock in these tests: time since the clock was made.
+fn monotonic_clock() -> impl Fn() -> Duration + Send + Sync + 'static {
+    let origin = std::time::Instant::now();
+    move || origin.elapsed()
 }

@@ -146,7 +146,11 @@ where
         retry_seq: 0,
         decoder: match config.not_found_retry.is_zero() {
             true => InputDecoder::new(),
-            false => InputDecoder::new().with_not_found_ttl(config.not_found_retry),
+            false => {
+                let origin = std::time::Instant::now();
+                InputDecoder::new()
+                    .with_not_found_ttl(config.not_found_retry, move || origin.elapsed())
+            }
         },
         snapshot,
         routed_counters: Vec::new(),
