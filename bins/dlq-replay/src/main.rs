@@ -43,6 +43,10 @@ struct Cli {
     /// repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     kafka_properties: Vec<String>,
+    /// librdkafka properties file (`key=value` lines), applied before `--kafka-property`: for
+    /// credentials (`sasl.password`), which then do not show in `ps`.
+    #[arg(long, env = "KAFKA_PROPERTIES_FILE", value_name = "FILE")]
+    kafka_properties_file: Option<std::path::PathBuf>,
     /// Longest wait, in seconds, for reading the dead-letter topic and for the acknowledgements.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
@@ -88,6 +92,11 @@ fn configure(cli: &Cli) -> Result<(KafkaConfig, ReplayOptions)> {
         );
     }
     let mut kafka = KafkaConfig::new(cli.bootstrap_servers.clone());
+    if let Some(path) = &cli.kafka_properties_file {
+        for (key, value) in cli_support::read_properties_file(path)? {
+            kafka = kafka.with(key, value);
+        }
+    }
     for property in &cli.kafka_properties {
         let (key, value) = cli_support::parse_property("--kafka-property", property)?;
         kafka = kafka.with(key, value);

@@ -84,6 +84,10 @@ pub(crate) struct Cli {
     /// Extra librdkafka consumer property, `key=value`; repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     pub(crate) kafka_properties: Vec<String>,
+    /// librdkafka properties file (`key=value` lines), applied before `--kafka-property`: for
+    /// credentials (`sasl.password`), which then do not show in `ps`.
+    #[arg(long, env = "KAFKA_PROPERTIES_FILE", value_name = "FILE")]
+    pub(crate) kafka_properties_file: Option<PathBuf>,
     /// `read_committed`: read only records of committed transactions, as a downstream service
     /// of a processor in exactly-once mode does (aborted copies are never seen). Default
     /// `read_uncommitted` (librdkafka's default).
@@ -190,6 +194,11 @@ impl Settings {
         let dead_letter_topic = Some(cli.dead_letter_topic.trim().to_owned())
             .filter(|topic| !topic.is_empty() && !cli.no_dead_letter_topic);
         let mut kafka = KafkaConfig::new(cli.bootstrap_servers.trim());
+        if let Some(path) = &cli.kafka_properties_file {
+            for (key, value) in cli_support::read_properties_file(path)? {
+                kafka = kafka.with(key, value);
+            }
+        }
         for property in &cli.kafka_properties {
             let (key, value) = cli_support::parse_property("--kafka-property", property)?;
             ensure!(

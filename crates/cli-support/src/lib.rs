@@ -5,6 +5,7 @@ mod args;
 mod broker;
 mod process;
 mod report;
+mod secrets;
 
 pub use args::{
     parse_property, schema_registry_url, translate_prototype_flags, validate_bootstrap,
@@ -15,3 +16,4 @@ pub use process::{
     run_tool, start_runtime,
 };
 pub use report::one_line;
+pub use secrets::{is_secret_property, read_properties_file, shown_property};

@@ -6,7 +6,7 @@ use clap::Parser;
 use offset_tracker::CommitPolicy;
 use pipeline::{PipelineConfig, RetryPolicy};
 use router_core::Router;
-use schema_registry::RegistryClientConfig;
+use schema_registry::{CaCert, RegistryClientConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
@@ -124,9 +124,42 @@ pub struct KafkaSettings {
     /// librdkafka properties for the producer only (batching, compression, acks).
     #[serde(default)]
     pub producer_properties: BTreeMap<String, String>,
+    /// A librdkafka properties file (`key=value` lines) read at start and applied to every
+    /// client after `properties`: where credentials (`sasl.password`, `ssl.key.password`)
+    /// belong, as they then show neither in `ps` nor in the config file.
+    pub properties_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Secret property values (see [`cli_support::is_secret_property`]) are shown as `<redacted>`.
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |properties: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            properties
+                .iter()
+                .map(|(key, value)| {
+                    let value = cli_support::shown_property(key, value);
+                    (key.clone(), value.to_owned())
+                })
+                .collect()
+        };
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("input_topic", &self.input_topic)
+            .field("group_id", &self.group_id)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("create_missing_topics", &self.create_missing_topics)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication", &self.topic_replication)
+            .field("missing_topics_wait_ms", &self.missing_topics_wait_ms)
+            .field("properties", &shown(&self.properties))
+            .field("consumer_properties", &shown(&self.consumer_properties))
+            .field("producer_properties", &shown(&self.producer_properties))
+            .field("properties_file", &self.properties_file)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     pub url: String,
@@ -137,7 +170,33 @@ pub struct RegistrySettings {
     /// for again) before it is dead-lettered; 0 dead-letters at once.
     pub not_found_retry_ms: u64,
     pub basic_auth_user: Option<String>,
+    /// Better from `EVENT_PROCESSOR__REGISTRY__BASIC_AUTH_PASSWORD` or
+    /// `basic_auth_password_file` than from the config file.
     pub basic_auth_password: Option<String>,
+    /// A file holding the basic-auth password (surrounding whitespace trimmed).
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the platform's (a private registry CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The password is shown as `<redacted>`.
+impl std::fmt::Debug for RegistrySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrySettings")
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_retries", &self.max_retries)
+            .field("auto_register", &self.auto_register)
+            .field("not_found_retry_ms", &self.not_found_retry_ms)
+            .field("basic_auth_user", &self.basic_auth_user)
+            .field(
+                "basic_auth_password",
+                &self.basic_auth_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("basic_auth_password_file", &self.basic_auth_password_file)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -315,6 +374,25 @@ impl Settings {
             .context("cannot read the configuration")?
             .try_deserialize()
             .context("invalid configuration")?;
+        if let Some(path) = &settings.kafka.properties_file {
+            let from_file =
+                cli_support::read_properties_file(path).context("kafka.properties_file")?;
+            settings.kafka.properties.extend(from_file);
+        }
+        if let Some(path) = &settings.registry.basic_auth_password_file {
+            if settings.registry.basic_auth_password.is_some() {
+                bail!(
+                    "registry.basic_auth_password and registry.basic_auth_password_file are both set; keep one"
+                );
+            }
+            let password = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "registry.basic_auth_password_file: cannot read {}",
+                    path.display()
+                )
+            })?;
+            settings.registry.basic_auth_password = Some(password.trim().to_owned());
+        }
         add_properties(
             &mut settings.kafka.properties,
             &cli.kafka_properties,
@@ -594,6 +672,7 @@ impl Settings {
         config.timeout = Duration::from_millis(registry.timeout_ms);
         config.max_retries = registry.max_retries;
         config.basic_auth = basic_auth;
+        config.ca_cert_pem = registry.ca_file.clone().map(CaCert::Path);
         Ok(config)
     }
 
@@ -1054,5 +1133,78 @@ mod tests {
         let settings = Settings::load(&cli(&["--config", file.to_str().expect("utf-8")]))
             .expect("the deploy file is a valid configuration");
         assert!(settings.routing.file.is_some());
+    }
+
+    /// A scratch directory of this test process for config and secrets files.
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ep-settings-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn credentials_come_from_files_and_never_show_in_debug_output() {
+        let dir = scratch("secrets");
+        let properties = dir.join("kafka.properties");
+        std::fs::write(
+            &properties,
+            "security.protocol=SASL_SSL\nsasl.username=processor\nsasl.password=hunter2-kafka\n",
+        )
+        .expect("write");
+        let password = dir.join("registry-password");
+        std::fs::write(&password, "hunter2-registry\n").expect("write");
+        let config = dir.join("processor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\nproperties_file = {properties:?}\n[registry]\nbasic_auth_user = \"router\"\n\
+                 basic_auth_password_file = {password:?}\nca_file = \"/etc/ep/registry-ca.pem\"\n"
+            ),
+        )
+        .expect("write");
+        let settings = Settings::load(&cli(&[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--destination-configurations",
+            "{}",
+        ]))
+        .expect("valid settings");
+
+        let client = settings.kafka.client(&settings.kafka.consumer_properties);
+        assert_eq!(client.properties["sasl.password"], "hunter2-kafka");
+        assert_eq!(client.properties["security.protocol"], "SASL_SSL");
+        let registry = settings.registry_config().expect("valid registry config");
+        assert_eq!(
+            registry.basic_auth,
+            Some(("router".to_owned(), "hunter2-registry".to_owned()))
+        );
+        assert_eq!(
+            registry.ca_cert_pem,
+            Some(CaCert::Path("/etc/ep/registry-ca.pem".into()))
+        );
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("sasl.username\": \"processor"), "{shown}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_password_in_the_config_and_in_a_file_is_refused() {
+        let dir = scratch("both-passwords");
+        let password = dir.join("registry-password");
+        std::fs::write(&password, "x").expect("write");
+        let config = dir.join("processor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[registry]\nbasic_auth_user = \"u\"\nbasic_auth_password = \"y\"\n\
+                 basic_auth_password_file = {password:?}\n"
+            ),
+        )
+        .expect("write");
+        let error = Settings::load(&cli(&["--config", config.to_str().expect("utf-8")]))
+            .expect_err("refused");
+        assert!(format!("{error:#}").contains("are both set"), "{error:#}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
