@@ -7,10 +7,13 @@
 #![warn(missing_docs)]
 
 mod config;
+mod counts;
 mod dead_letter;
 mod in_flight;
 mod pipeline;
+mod planner;
 mod refusals;
+mod retry_queue;
 mod routing;
 mod stats;
 

@@ -52,24 +52,26 @@
 //! outputs (or its dead letter) exactly once, also across crashes, aborts and rebalances. A
 //! `read_uncommitted` reader may also see copies from aborted transactions.
 
-use crate::config::{PipelineConfig, record_bytes};
-use crate::dead_letter::{dead_letter_record, refused_dead_letter_record, value_omitted_record};
+mod transaction;
+
+use crate::config::PipelineConfig;
+use crate::counts::UnpublishedCounts;
+use crate::dead_letter::{refused_dead_letter_record, value_omitted_record};
 use crate::in_flight::{InFlightInputs, InFlightOutputs, InputSlot, OutputSlot};
+use crate::planner::{NotLoaded, Planner};
 use crate::refusals::Refusals;
+use crate::retry_queue::RetryQueue;
 use crate::routing::RoutingSnapshot;
-use crate::stats::{PipelineStats, UnpublishedLatency};
+use crate::stats::PipelineStats;
 use crate::{Clock, PipelineError};
-use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaId, SchemaRegistry};
+use avro_codec::{CodecError, InputDecoder, SchemaId, SchemaRegistry};
 use kafka_adapters::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
 use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
-use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use router_core::DeadLetterReason;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -135,117 +137,52 @@ where
         clock,
         stats,
     } = parts;
-    let started = Instant::now();
     let snapshot = Arc::clone(&routing.borrow_and_update());
-    let exactly_once = committer.is_transactional();
-    let mut core = Core {
-        tracker: OffsetTracker::new(config.commit_policy, Duration::ZERO),
-        outputs: InFlightOutputs::default(),
-        inputs: InFlightInputs::default(),
-        retries: BinaryHeap::new(),
-        retry_seq: 0,
-        decoder: match config.not_found_retry.is_zero() {
-            true => InputDecoder::new(),
-            false => {
-                let origin = std::time::Instant::now();
-                InputDecoder::new()
-                    .with_not_found_ttl(config.not_found_retry, move || origin.elapsed())
-            }
-        },
-        snapshot,
-        routed_counters: Vec::new(),
-        unpublished_routed: 0,
-        unpublished_latency: UnpublishedLatency::default(),
-        output_encoders: Vec::new(),
-        batch_now_ms: 0,
-        plan_outputs: Vec::new(),
-        started,
-        exactly_once,
-        transaction_open: false,
-        doomed: None,
-        fatal: None,
-        rewinding: Vec::new(),
-        pending_rewind: Vec::new(),
-        refusals: Refusals::default(),
-        config,
-        sink,
-        committer,
-        registry,
-        clock,
-        stats,
-    };
-    core.on_routing_installed();
+    let mut core = Core::new(config, snapshot, sink, committer, registry, clock, stats);
     let mut commit_check = tokio::time::interval(COMMIT_CHECK_INTERVAL);
     commit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    info!(processor_id = %core.config.processor_id, exactly_once = core.exactly_once, "Pipeline started.");
 
-    info!(processor_id = %core.config.processor_id, exactly_once, "Pipeline started.");
+    let mut lifecycle = Lifecycle::Consuming;
     loop {
-        core.heartbeat();
-        if *shutdown.borrow() {
-            break;
-        }
-        let can_read = core.tracker.total_in_flight() < core.config.max_in_flight;
-        let next_retry = core.next_retry_due();
-        let step = tokio::select! {
-            biased;
-            _ = shutdown.changed() => Step::Shutdown,
-            Some(report) = reports.recv() => Step::Report(report),
-            () = retry_due(next_retry) => Step::Retry,
-            _ = commit_check.tick() => Step::CommitCheck,
-            event = source.next_event(), if can_read => Step::Source(event),
-        };
-        match step {
-            Step::Shutdown => break,
-            Step::Report(report) => {
-                // One clock read for the whole batch: latency figures are in milliseconds.
-                let now_ms = core.clock.now_ms();
-                core.on_report(report, now_ms);
-                while let Ok(report) = reports.try_recv() {
-                    core.on_report(report, now_ms);
-                }
-            }
-            Step::Retry => core.send_due_retries(),
-            Step::CommitCheck => core.commit_if_due(&mut reports).await,
-            Step::Source(Err(error)) => {
-                warn!(%error, "Source failed; stopping after a drain.");
-                core.shutdown(&mut reports).await?;
-                return Err(PipelineError::Source(error));
-            }
-            Step::Source(Ok(event)) => {
-                if routing.has_changed().unwrap_or(false) {
-                    core.snapshot = Arc::clone(&routing.borrow_and_update());
-                    core.on_routing_installed();
-                    info!(
-                        version = %format_args!("{:016x}", core.snapshot.router().version()),
-                        "Routing table replaced."
-                    );
-                }
-                let outcome = core
-                    .on_source_event(event, &mut reports, &mut shutdown)
+        lifecycle = match lifecycle {
+            Lifecycle::Consuming => {
+                let step = core
+                    .next_step(&mut source, &mut reports, &mut commit_check, &mut shutdown)
                     .await;
-                if let Err(Interrupted) = outcome {
-                    break;
-                }
+                core.take_step(step, &mut source, &mut reports, &mut routing, &mut shutdown)
+                    .await?
             }
-        }
-        if core.exactly_once {
-            core.settle_transaction(&mut source, &mut reports).await?;
-        }
+            Lifecycle::Draining { deadline } => {
+                Lifecycle::Done(core.shutdown(&mut reports, deadline).await?)
+            }
+            Lifecycle::Done(summary) => {
+                // After the final commit: leave the group now, so the other members take
+                // these partitions at once rather than after the session timeout.
+                if tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.release())
+                    .await
+                    .is_err()
+                {
+                    warn!(timeout = ?SOURCE_CLOSE_TIMEOUT, "The source did not close in time; the group notices this member left after its session timeout.");
+                }
+                return Ok(summary);
+            }
+        };
     }
-    let summary = core.shutdown(&mut reports).await;
-    // After the final commit: leave the group now, so the other members take these partitions
-    // at once rather than after the session timeout.
-    if tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.release())
-        .await
-        .is_err()
-    {
-        warn!(timeout = ?SOURCE_CLOSE_TIMEOUT, "The source did not close in time; the group notices this member left after its session timeout.");
-    }
-    summary
+}
+
+/// Where the loop is in its life.
+enum Lifecycle {
+    /// Reading, routing and committing.
+    Consuming,
+    /// Stopping: delivering what is in flight until `deadline`, then the final commit.
+    Draining { deadline: Instant },
+    /// Stopped; the source still has to leave its group.
+    Done(RunSummary),
 }
 
 /// The dead-letter code of an output the broker refused for good, as router-core names it.
-fn refused_code() -> &'static str {
+pub(super) fn refused_code() -> &'static str {
     DeadLetterReason::Refused {
         topic: String::new(),
         error: String::new(),
@@ -257,6 +194,7 @@ fn refused_code() -> &'static str {
 /// the broker is unreachable).
 const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What woke the loop up.
 enum Step {
     Shutdown,
     Report(DeliveryReport),
@@ -268,28 +206,13 @@ enum Step {
 /// Shutdown was requested while the loop waited on something else.
 struct Interrupted;
 
-struct PendingRetry {
-    due: Instant,
-    seq: u64,
-    tag: usize,
-    record: OutboundRecord,
-}
-
-impl PartialEq for PendingRetry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-impl Eq for PendingRetry {}
-impl PartialOrd for PendingRetry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for PendingRetry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.due, self.seq).cmp(&(other.due, other.seq))
-    }
+/// How loading a writer schema ended.
+enum SchemaLoad {
+    Loaded,
+    /// The bytes' own fault (unknown for good, unreadable, incompatible): dead-letter them.
+    Poison(CodecError),
+    /// Shutdown was requested while the registry was waited for.
+    Interrupted,
 }
 
 /// The loop's state, apart from the event sources it waits on.
@@ -298,26 +221,12 @@ struct Core<K, C, R> {
     outputs: InFlightOutputs,
     /// Values of inputs with routed outputs in flight, for dead-lettering a refused one.
     inputs: InFlightInputs,
-    retries: BinaryHeap<Reverse<PendingRetry>>,
-    retry_seq: u64,
-    decoder: InputDecoder,
-    snapshot: Arc<RoutingSnapshot>,
-    /// Per-topic routed counters of the snapshot's output topics, looked up without a lock.
-    /// Every output topic's routed counter, with what was counted and not yet published;
-    /// append-only, so the index an in-flight output holds stays valid across reloads.
-    routed_counters: Vec<RoutedCounter>,
-    /// Acknowledged outputs counted in plain integers and published to `stats` once per loop
-    /// turn (see `publish_counts`).
-    unpublished_routed: u64,
-    unpublished_latency: UnpublishedLatency,
-    /// Topic and encoder of each of the snapshot's outputs: a short list scanned by name is
-    /// several times cheaper per record than the snapshot's hash map (SipHash of the topic).
-    output_encoders: Vec<(Arc<str>, OutputEncoder)>,
+    retries: RetryQueue,
+    planner: Planner,
+    counts: UnpublishedCounts,
     /// Processing time stamped on the outputs of the batch being planned (epoch ms): read once
     /// per batch, and again after waiting on the registry, instead of once per record.
     batch_now_ms: i64,
-    /// The planned outputs of one record; kept between records so planning allocates no list.
-    plan_outputs: Vec<(OutboundRecord, Option<&'static str>)>,
     started: Instant,
     /// Exactly-once mode: the committer is transactional (see the module documentation).
     exactly_once: bool,
@@ -344,59 +253,140 @@ struct Core<K, C, R> {
     stats: Arc<PipelineStats>,
 }
 
-/// The outputs one input record causes.
-struct Plan {
-    outputs: Vec<(OutboundRecord, Option<&'static str>)>,
-    event_timestamp_ms: Option<i64>,
-}
-
-/// One output topic's routed counter in the shared stats, and the acknowledgements counted for
-/// it since the last publish.
-struct RoutedCounter {
-    topic: Arc<str>,
-    shared: Arc<AtomicU64>,
-    unpublished: u64,
-}
-
-/// A record's writer schema is not in the decoder's cache yet.
-struct NotLoaded(SchemaId);
-
 impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
+    fn new(
+        config: PipelineConfig,
+        snapshot: Arc<RoutingSnapshot>,
+        sink: K,
+        committer: C,
+        registry: R,
+        clock: Arc<dyn Clock>,
+        stats: Arc<PipelineStats>,
+    ) -> Self {
+        let decoder = match config.not_found_retry.is_zero() {
+            true => InputDecoder::new(),
+            false => {
+                let origin = std::time::Instant::now();
+                InputDecoder::new()
+                    .with_not_found_ttl(config.not_found_retry, move || origin.elapsed())
+            }
+        };
+        let mut core = Self {
+            tracker: OffsetTracker::new(config.commit_policy, Duration::ZERO),
+            outputs: InFlightOutputs::default(),
+            inputs: InFlightInputs::default(),
+            retries: RetryQueue::default(),
+            planner: Planner::new(&config, decoder, Arc::clone(&snapshot)),
+            counts: UnpublishedCounts::default(),
+            batch_now_ms: 0,
+            started: Instant::now(),
+            exactly_once: committer.is_transactional(),
+            transaction_open: false,
+            doomed: None,
+            fatal: None,
+            rewinding: Vec::new(),
+            pending_rewind: Vec::new(),
+            refusals: Refusals::default(),
+            config,
+            sink,
+            committer,
+            registry,
+            clock,
+            stats,
+        };
+        core.install_routing(snapshot);
+        core
+    }
+
+    /// Waits for whatever comes first: a stop, delivery reports, a retry, the commit check, or
+    /// (when fewer than `max_in_flight` records are in flight) the source.
+    async fn next_step<S: RecordSource>(
+        &mut self,
+        source: &mut S,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+        commit_check: &mut tokio::time::Interval,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Step {
+        self.heartbeat();
+        if *shutdown.borrow() {
+            return Step::Shutdown;
+        }
+        let can_read = self.tracker.total_in_flight() < self.config.max_in_flight;
+        let next_retry = self.retries.next_due();
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => Step::Shutdown,
+            Some(report) = reports.recv() => Step::Report(report),
+            () = retry_due(next_retry) => Step::Retry,
+            _ = commit_check.tick() => Step::CommitCheck,
+            event = source.next_event(), if can_read => Step::Source(event),
+        }
+    }
+
+    /// Handles one step; the loop goes on consuming, or starts draining.
+    async fn take_step<S: RecordSource>(
+        &mut self,
+        step: Step,
+        source: &mut S,
+        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+        routing: &mut watch::Receiver<Arc<RoutingSnapshot>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Lifecycle, PipelineError> {
+        match step {
+            Step::Shutdown => return Ok(self.start_draining()),
+            Step::Report(report) => {
+                // One clock read for the whole batch: latency figures are in milliseconds.
+                let now_ms = self.clock.now_ms();
+                self.on_report(report, now_ms);
+                while let Ok(report) = reports.try_recv() {
+                    self.on_report(report, now_ms);
+                }
+            }
+            Step::Retry => self.send_due_retries(),
+            Step::CommitCheck => self.commit_if_due(reports).await,
+            Step::Source(Err(error)) => {
+                warn!(%error, "Source failed; stopping after a drain.");
+                let deadline = Instant::now() + self.config.drain_timeout;
+                self.shutdown(reports, deadline).await?;
+                return Err(PipelineError::Source(error));
+            }
+            Step::Source(Ok(event)) => {
+                if routing.has_changed().unwrap_or(false) {
+                    self.install_routing(Arc::clone(&routing.borrow_and_update()));
+                    info!(
+                        version = %format_args!("{:016x}", self.planner.snapshot().router().version()),
+                        "Routing table replaced."
+                    );
+                }
+                if let Err(Interrupted) = self.on_source_event(event, reports, shutdown).await {
+                    return Ok(self.start_draining());
+                }
+            }
+        }
+        if self.exactly_once {
+            self.settle_transaction(source, reports).await?;
+        }
+        Ok(Lifecycle::Consuming)
+    }
+
+    fn start_draining(&self) -> Lifecycle {
+        Lifecycle::Draining {
+            deadline: Instant::now() + self.config.drain_timeout,
+        }
+    }
+
     fn now(&self) -> Duration {
         self.started.elapsed()
     }
 
-    /// Publishes the version of the routing table now in force and fetches the per-topic
-    /// counters of its outputs (the only place that takes the counters' lock).
-    fn on_routing_installed(&mut self) {
+    /// Routes with `snapshot` from now on: publishes its version and fetches the per-topic
+    /// counters of its outputs.
+    fn install_routing(&mut self, snapshot: Arc<RoutingSnapshot>) {
         self.stats
             .routing_version
-            .store(self.snapshot.router().version(), Relaxed);
-        for topic in self.snapshot.output_topics() {
-            if !self
-                .routed_counters
-                .iter()
-                .any(|known| *known.topic == *topic)
-            {
-                self.routed_counters.push(RoutedCounter {
-                    topic: Arc::from(topic),
-                    shared: self.stats.routed_by_topic.counter(topic),
-                    unpublished: 0,
-                });
-            }
-        }
-        self.output_encoders = self
-            .snapshot
-            .output_topics()
-            .filter_map(|topic| self.snapshot.output(topic))
-            .map(|prepared| (Arc::clone(&prepared.topic), prepared.encoder))
-            .collect();
-    }
-
-    fn routed_counter(&self, topic: &str) -> Option<usize> {
-        self.routed_counters
-            .iter()
-            .position(|counter| *counter.topic == *topic)
+            .store(snapshot.router().version(), Relaxed);
+        self.counts.track_topics_of(&snapshot, &self.stats);
+        self.planner.install(snapshot);
     }
 
     fn heartbeat(&mut self) {
@@ -406,26 +396,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         self.stats
             .in_flight
             .store(self.tracker.total_in_flight() as i64, Relaxed);
-        self.publish_counts();
-    }
-
-    /// Adds the acknowledgements counted since the last call to the shared stats: one atomic
-    /// addition per counter per loop turn instead of five per record.
-    fn publish_counts(&mut self) {
-        if self.unpublished_routed > 0 {
-            self.stats
-                .routed
-                .fetch_add(std::mem::take(&mut self.unpublished_routed), Relaxed);
-        }
-        for counter in &mut self.routed_counters {
-            if counter.unpublished > 0 {
-                counter
-                    .shared
-                    .fetch_add(std::mem::take(&mut counter.unpublished), Relaxed);
-            }
-        }
-        self.unpublished_latency
-            .publish(&self.stats.end_to_end_latency);
+        self.counts.publish(&self.stats);
     }
 
     async fn on_source_event(
@@ -506,14 +477,17 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Interrupted> {
         let mut plan = loop {
-            match self.plan(&mut record) {
+            match self.planner.plan(&mut record, self.batch_now_ms) {
                 Ok(plan) => break plan,
                 // Rare (first sight of a schema id): boxed, so that the future of every record
                 // stays small instead of embedding the registry request's.
                 Err(NotLoaded(schema_id)) => {
-                    match Box::pin(self.load_writer_schema(schema_id, shutdown)).await? {
-                        Ok(()) => continue,
-                        Err(error) => break self.decode_error_plan(&mut record, &error),
+                    match Box::pin(self.load_writer_schema(schema_id, shutdown)).await {
+                        SchemaLoad::Loaded => continue,
+                        SchemaLoad::Poison(error) => {
+                            break self.planner.plan_undecodable(&mut record, &error);
+                        }
+                        SchemaLoad::Interrupted => return Err(Interrupted),
                     }
                 }
             }
@@ -569,7 +543,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 _ => output,
             };
             let routed_counter = match dead_letter_code {
-                None => self.routed_counter(&output.topic),
+                None => self.counts.counter_of(&output.topic),
                 Some(_) => None,
             };
             let tag = self.outputs.insert(OutputSlot {
@@ -583,152 +557,26 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             });
             self.send(output, tag);
         }
-        self.plan_outputs = plan.outputs;
+        self.planner.recycle(plan.outputs);
         Ok(())
-    }
-
-    /// Decides what `record` turns into: routed outputs, or one dead-letter copy. A routed
-    /// record's key and headers move into its output (cloned only for fan-out); a dead-lettered
-    /// record's headers move into its dead-letter copy. Synchronous: a record whose
-    /// writer schema is not loaded yet comes back as [`NotLoaded`] for the caller to load.
-    fn plan(&mut self, record: &mut InboundRecord) -> Result<Plan, NotLoaded> {
-        let Some(value) = record.payload.as_deref() else {
-            return Ok(self.dead_letter_plan(record, &DeadLetterReason::MissingValue, None));
-        };
-        // One size rule for everything the outputs carry: key, headers and value.
-        let size = record_bytes(record.key.as_deref(), &record.headers, value.len());
-        if size > self.config.max_record_bytes {
-            let reason = DeadLetterReason::TooLarge {
-                size,
-                limit: self.config.max_record_bytes,
-            };
-            return Ok(self.dead_letter_plan(record, &reason, None));
-        }
-        let decoded = match self.decoder.decode_borrowed(value) {
-            Ok(decoded) => decoded,
-            Err(CodecError::UnknownSchemaId { schema_id }) => return Err(NotLoaded(schema_id)),
-            Err(error) => return Ok(self.decode_error_plan(record, &error)),
-        };
-        let event = decoded.view();
-        let snapshot = Arc::clone(&self.snapshot);
-        let decision = snapshot.router().decide_for(
-            event.origin_service_type,
-            event.origin_service_id,
-            event.destination_service_type,
-        );
-        let targets = match decision {
-            Decision::Route(targets) => targets,
-            Decision::DeadLetter(reason) => {
-                let schema_id = input_schema_id(record);
-                return Ok(self.dead_letter_plan(record, &reason, schema_id));
-            }
-        };
-        let mut outputs = self.take_plan_outputs();
-        // Borrowed end to end: the output's strings are the input's bytes and the processor id,
-        // copied once, into the encoded value.
-        let output = map_borrowed(&event, &self.config.processor_id, self.batch_now_ms);
-        // Key and headers are cloned for all targets but the last, which takes them (headers
-        // cost nothing when the input has none).
-        if let Some((last, others)) = targets.split_last() {
-            for target in others {
-                let key = record.key.clone();
-                let headers = record.headers.clone();
-                outputs.push((self.encode_for(&target.topic, &output, key, headers), None));
-            }
-            let key = record.key.take();
-            let headers = std::mem::take(&mut record.headers);
-            outputs.push((self.encode_for(&last.topic, &output, key, headers), None));
-        }
-        Ok(Plan {
-            outputs,
-            event_timestamp_ms: Some(event.event_timestamp),
-        })
-    }
-
-    fn take_plan_outputs(&mut self) -> Vec<(OutboundRecord, Option<&'static str>)> {
-        let mut outputs = std::mem::take(&mut self.plan_outputs);
-        outputs.clear();
-        outputs
-    }
-
-    fn encode_for(
-        &self,
-        topic: &str,
-        output: &ProcessorToConsumerRef<'_>,
-        key: Option<Vec<u8>>,
-        headers: Vec<(String, Vec<u8>)>,
-    ) -> OutboundRecord {
-        let mut payload = Vec::new();
-        let prepared = self
-            .output_encoders
-            .iter()
-            .find(|(name, _)| **name == *topic);
-        let topic = match prepared {
-            Some((name, encoder)) => {
-                encoder.encode_borrowed(output, &mut payload);
-                Arc::clone(name)
-            }
-            // Unreachable by construction: snapshots prepare every target of their router.
-            None => Arc::from(topic),
-        };
-        OutboundRecord {
-            topic,
-            key,
-            payload,
-            headers,
-        }
-    }
-
-    fn dead_letter_plan(
-        &mut self,
-        record: &mut InboundRecord,
-        reason: &DeadLetterReason,
-        schema_id: Option<u32>,
-    ) -> Plan {
-        debug!(
-            reason = reason.code(),
-            topic = %record.topic,
-            partition = record.partition,
-            offset = record.offset,
-            "Dead-lettering record."
-        );
-        let output = dead_letter_record(
-            &self.config.dead_letter_topic,
-            record,
-            reason,
-            schema_id,
-            &self.config.processor_id,
-        );
-        let mut outputs = self.take_plan_outputs();
-        outputs.push((output, Some(reason.code())));
-        Plan {
-            outputs,
-            event_timestamp_ms: None,
-        }
-    }
-
-    /// The dead-letter plan of a record whose bytes cannot be decoded.
-    fn decode_error_plan(&mut self, record: &mut InboundRecord, error: &CodecError) -> Plan {
-        let schema_id = input_schema_id(record);
-        let reason = poison_reason(error, schema_id);
-        self.dead_letter_plan(record, &reason, schema_id)
     }
 
     /// Loads the writer schema `schema_id` from the registry. Transient registry failures are
     /// retried with backoff until they pass or shutdown is requested, and so is an id the
     /// registry does not know, for `not_found_retry` (a lagging replica); only errors that are a
-    /// property of the bytes come back as `Ok(Err(_))`.
+    /// property of the bytes come back as [`SchemaLoad::Poison`].
     async fn load_writer_schema(
         &mut self,
         schema_id: SchemaId,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Result<(), CodecError>, Interrupted> {
+    ) -> SchemaLoad {
         let mut failures = 0;
         let mut not_found_since: Option<Instant> = None;
         loop {
+            let decoder = self.planner.decoder();
             let loaded = match not_found_since {
-                None => self.decoder.load(schema_id, &self.registry).await,
-                Some(_) => self.decoder.recheck(schema_id, &self.registry).await,
+                None => decoder.load(schema_id, &self.registry).await,
+                Some(_) => decoder.recheck(schema_id, &self.registry).await,
             };
             self.batch_now_ms = self.clock.now_ms();
             match loaded {
@@ -736,7 +584,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     if let Some(since) = not_found_since {
                         info!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id found in the registry after all; routing.");
                     }
-                    return Ok(Ok(()));
+                    return SchemaLoad::Loaded;
                 }
                 Err(error @ CodecError::SchemaNotFound { .. })
                     if !self.config.not_found_retry.is_zero() =>
@@ -745,7 +593,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     let left = self.config.not_found_retry.saturating_sub(since.elapsed());
                     if left.is_zero() {
                         warn!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id still unknown to the registry; dead-lettering.");
-                        return Ok(Err(error));
+                        return SchemaLoad::Poison(error);
                     }
                     failures += 1;
                     self.stats.registry_failures.fetch_add(1, Relaxed);
@@ -754,7 +602,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     warn!(schema_id = schema_id.0, retry_in = ?wait, "Schema id unknown to the registry (a lagging replica?); holding the record back and asking again.");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
+                        _ = shutdown.wait_for(|stop| *stop) => return SchemaLoad::Interrupted,
                     }
                 }
                 // Only the bytes' own faults dead-letter; a registry that is down or refuses
@@ -768,10 +616,10 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     warn!(%error, schema_id = schema_id.0, retry_in = ?wait, "Schema registry unavailable; retrying.");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.wait_for(|stop| *stop) => return Err(Interrupted),
+                        _ = shutdown.wait_for(|stop| *stop) => return SchemaLoad::Interrupted,
                     }
                 }
-                Err(error) => return Ok(Err(error)),
+                Err(error) => return SchemaLoad::Poison(error),
             }
         }
     }
@@ -825,19 +673,10 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     self.inputs.release(input);
                 }
                 match slot.dead_letter_code {
-                    None => {
-                        self.unpublished_routed += 1;
-                        if let Some(counter) = slot
-                            .routed_counter
-                            .and_then(|index| self.routed_counters.get_mut(index))
-                        {
-                            counter.unpublished += 1;
-                        }
-                        if let Some(event_timestamp) = slot.event_timestamp_ms {
-                            self.unpublished_latency
-                                .observe_ms(now_ms - event_timestamp);
-                        }
-                    }
+                    None => self.counts.count_routed(
+                        slot.routed_counter,
+                        slot.event_timestamp_ms.map(|event| now_ms - event),
+                    ),
                     Some(code) => self.stats.count_dead_letter(code),
                 }
                 if let Err(error) = self.tracker.ack(slot.ticket) {
@@ -954,9 +793,19 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             self.inputs.release(input);
         }
         let ticket = old.ticket;
-        if !self.replace_in_tracker(ticket) {
-            return;
+        if self.replace_in_tracker(ticket) {
+            self.send_dead_letter(ticket, record, dead_letter_code, value_omitted);
         }
+    }
+
+    /// Sends `record`, a dead letter standing for one output of `ticket`'s input.
+    fn send_dead_letter(
+        &mut self,
+        ticket: Ticket,
+        record: OutboundRecord,
+        dead_letter_code: &'static str,
+        value_omitted: bool,
+    ) {
         let tag = self.outputs.insert(OutputSlot {
             ticket,
             dead_letter_code: Some(dead_letter_code),
@@ -1024,30 +873,13 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     fn schedule_retry(&mut self, tag: usize, record: OutboundRecord, wait: Duration) {
-        self.retry_seq += 1;
-        self.retries.push(Reverse(PendingRetry {
-            due: Instant::now() + wait,
-            seq: self.retry_seq,
-            tag,
-            record,
-        }));
-    }
-
-    fn next_retry_due(&self) -> Option<Instant> {
-        self.retries.peek().map(|Reverse(retry)| retry.due)
+        self.retries.schedule(tag, record, Instant::now() + wait);
     }
 
     fn send_due_retries(&mut self) {
         let now = Instant::now();
-        while self
-            .retries
-            .peek()
-            .is_some_and(|Reverse(retry)| retry.due <= now)
-        {
-            let Some(Reverse(retry)) = self.retries.pop() else {
-                break;
-            };
-            if let Some(slot) = self.outputs.get_mut(retry.tag)
+        while let Some((tag, record)) = self.retries.pop_due(now) {
+            if let Some(slot) = self.outputs.get_mut(tag)
                 && slot.failures >= self.config.retry.budget
             {
                 let ticket = slot.ticket;
@@ -1055,7 +887,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     debug!(%error, "Tracker did not re-arm the output (partition revoked?).");
                 }
             }
-            self.send(retry.record, retry.tag);
+            self.send(record, tag);
         }
     }
 
@@ -1132,7 +964,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             if self.doomed.is_some() || self.fatal.is_some() {
                 return false;
             }
-            let next_retry = self.next_retry_due().unwrap_or_else(far_future);
+            let next_retry = self.retries.next_due().unwrap_or_else(far_future);
             tokio::select! {
                 report = reports.recv() => match report {
                     Some(report) => {
@@ -1150,14 +982,14 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
 
     /// Drains everything in flight, commits what completed, flushes the producer.
     async fn shutdown(
-        mut self,
+        &mut self,
         reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
+        deadline: Instant,
     ) -> Result<RunSummary, PipelineError> {
         info!(
             in_flight = self.tracker.total_in_flight(),
             "Shutting down: draining in-flight records."
         );
-        let deadline = Instant::now() + self.config.drain_timeout;
         let drained = self
             .drain_until(reports, deadline, |tracker| tracker.total_in_flight() == 0)
             .await;
@@ -1200,347 +1032,6 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             abandoned_in_flight: self.tracker.total_in_flight(),
             final_commit_ok,
         })
-    }
-}
-
-/// Exactly-once mode: transactions (see the module documentation).
-impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
-    /// Drops records read before a rewind of their partition, and opens a transaction for
-    /// the others if none is open. False when nothing is left to process (or the producer
-    /// cannot open one: `fatal` is set and the run ends after this step).
-    fn begin_transaction(&mut self, records: &mut Vec<InboundRecord>) -> bool {
-        if !self.rewinding.is_empty() {
-            let rewinding = &self.rewinding;
-            records.retain(|record| {
-                !rewinding
-                    .iter()
-                    .any(|tp| tp.partition == record.partition && *tp.topic == *record.topic)
-            });
-        }
-        if records.is_empty() {
-            return false;
-        }
-        if self.transaction_open {
-            return true;
-        }
-        match self.committer.begin_transaction() {
-            Ok(()) => {
-                self.transaction_open = true;
-                true
-            }
-            Err(error) => {
-                // Nothing of the batch is tracked: the run must end before any later record
-                // is, or a commit could pass these.
-                self.fatal = Some(error);
-                false
-            }
-        }
-    }
-
-    fn doom(&mut self, reason: String) {
-        if self.doomed.is_none() {
-            warn!(%reason, "The open transaction must be aborted.");
-            self.doomed = Some(reason);
-        }
-    }
-
-    /// Forgets output `tag` (its transaction is aborted, or it failed in one).
-    fn drop_output(&mut self, tag: usize) {
-        let Some(slot) = self.outputs.remove(tag) else {
-            return;
-        };
-        if slot.failures >= self.config.retry.budget {
-            self.stats.stuck_records.fetch_sub(1, Relaxed);
-        }
-        if let Some(input) = slot.input {
-            self.inputs.release(input);
-        }
-    }
-
-    /// Exactly-once mode: the routed output `tag` was refused for good by `output` with
-    /// `error`; the transaction aborts, and the refusal is remembered by input and output
-    /// topic, so that the replay dead-letters it (see [`Self::dead_letter_known_refusal`]).
-    fn remember_refusal(
-        &mut self,
-        tag: usize,
-        output: &Arc<str>,
-        error: &kafka_adapters::AdapterError,
-    ) {
-        let Some(slot) = self.outputs.get(tag) else {
-            return;
-        };
-        let (None, Some(input)) = (slot.dead_letter_code, slot.input) else {
-            return;
-        };
-        let Some(input) = self.inputs.get(input) else {
-            return;
-        };
-        warn!(
-            %error,
-            topic = %output,
-            input_topic = %input.topic,
-            partition = input.partition,
-            offset = input.offset,
-            "The broker refused an output record for good; the transaction is aborted and the input is dead-lettered as `refused` for that output when it is read again."
-        );
-        let error = error.to_string();
-        if !self
-            .refusals
-            .remember(&input.topic, input.partition, input.offset, output, &error)
-        {
-            warn!(
-                remembered = self.refusals.len(),
-                "Too many refused outputs remembered; this one is produced again after the rewind."
-            );
-        }
-    }
-
-    /// Exactly-once replay: when the broker refused `output` of input `input` for good in an
-    /// aborted transaction, sends a `refused` dead letter of the input in its place (in the
-    /// input's tally, one output replaces the other) and releases the input's value for it.
-    /// Gives `output` back when no refusal is remembered for it.
-    fn dead_letter_known_refusal(
-        &mut self,
-        ticket: Ticket,
-        input: usize,
-        output: OutboundRecord,
-    ) -> Result<(), OutboundRecord> {
-        let Some(slot) = self.inputs.get(input) else {
-            return Err(output);
-        };
-        let Some(error) =
-            self.refusals
-                .get(&slot.topic, slot.partition, slot.offset, &output.topic)
-        else {
-            return Err(output);
-        };
-        info!(
-            %error,
-            topic = %output.topic,
-            input_topic = %slot.topic,
-            partition = slot.partition,
-            offset = slot.offset,
-            "Dead-lettering as `refused` an output the broker refused for good before the rewind."
-        );
-        let dead_letter = refused_dead_letter_record(
-            &self.config.dead_letter_topic,
-            output,
-            slot,
-            &error,
-            &self.config.processor_id,
-        );
-        self.inputs.release(input);
-        let tag = self.outputs.insert(OutputSlot {
-            ticket,
-            dead_letter_code: Some(refused_code()),
-            routed_counter: None,
-            failures: 0,
-            event_timestamp_ms: None,
-            input: None,
-            value_omitted: false,
-        });
-        self.send(dead_letter, tag);
-        Ok(())
-    }
-
-    /// Commits the open transaction once every record read in it is complete (every output
-    /// acknowledged), with the tracker's safe positions of every partition as its offsets.
-    /// True when no transaction is open any more; on failure the transaction is doomed (or
-    /// `fatal` set) and false comes back.
-    async fn close_transaction(
-        &mut self,
-        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
-    ) -> bool {
-        if !self.transaction_open {
-            return true;
-        }
-        if self.doomed.is_some() || self.fatal.is_some() {
-            return false;
-        }
-        let deadline = Instant::now() + self.config.drain_timeout;
-        let drained = self
-            .drain_until(reports, deadline, |tracker| tracker.total_in_flight() == 0)
-            .await;
-        if self.doomed.is_some() || self.fatal.is_some() {
-            return false;
-        }
-        if !drained {
-            self.doom(format!(
-                "{} records of the transaction were not acknowledged within pipeline.drain_timeout_ms",
-                self.tracker.total_in_flight()
-            ));
-            return false;
-        }
-        let commit = Commit {
-            positions: self.tracker.committable(),
-        };
-        let asked = Instant::now();
-        let answer = self.committer.commit(adapter_positions(&commit)).await;
-        self.stats
-            .commit_latency
-            .observe_ms(asked.elapsed().as_millis() as i64);
-        match answer {
-            Ok(()) => {
-                self.tracker.mark_committed(&commit, self.now());
-                for position in &commit.positions {
-                    self.refusals.forget_below(
-                        &position.partition.topic,
-                        position.partition.partition,
-                        position.offset,
-                    );
-                }
-                self.transaction_open = false;
-                self.stats.commits.fetch_add(1, Relaxed);
-                self.stats.transactions_committed.fetch_add(1, Relaxed);
-                true
-            }
-            Err(error) => {
-                self.stats.commit_failures.fetch_add(1, Relaxed);
-                if error.is_fatal_transaction() {
-                    self.fatal = Some(error);
-                } else {
-                    self.doom(format!("committing the transaction failed: {error}"));
-                }
-                false
-            }
-        }
-    }
-
-    /// A revoke in exactly-once mode: the open transaction is committed with every
-    /// partition's offsets before the partitions move (or aborted, and the partitions kept
-    /// are rewound); the revoked partitions are then forgotten.
-    async fn revoke_in_transaction(
-        &mut self,
-        partitions: &[TopicPartition],
-        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
-    ) {
-        let committed = self.close_transaction(reports).await;
-        if !committed && self.fatal.is_none() {
-            self.abort_and_rewind(reports).await;
-        }
-        for tp in partitions {
-            self.tracker.revoke(&tracker_partition(tp));
-            self.refusals.forget_partition(&tp.topic, tp.partition);
-        }
-        self.rewinding.retain(|tp| !partitions.contains(tp));
-        self.pending_rewind
-            .retain(|position| !partitions.contains(&position.partition));
-        info!(
-            partitions = %display_partitions(partitions),
-            transaction_committed = committed,
-            "Partitions revoked after their transaction closed."
-        );
-    }
-
-    /// Aborts the open transaction and rewinds: every output of it is forgotten (after the
-    /// producer reported each one, so that no late report can find a reused tag), the tracker
-    /// forgets every record read since the last commit, and the source is to read those
-    /// partitions again from the last committed positions.
-    async fn abort_and_rewind(&mut self, reports: &mut mpsc::UnboundedReceiver<DeliveryReport>) {
-        let reason = self.doomed.take().unwrap_or_default();
-        warn!(
-            %reason,
-            in_flight = self.tracker.total_in_flight(),
-            "Aborting the transaction; its records are read and routed again from the last committed positions."
-        );
-        self.stats.transactions_aborted.fetch_add(1, Relaxed);
-        if let Err(error) = self.committer.abort_transaction().await {
-            self.fatal = Some(error);
-            return;
-        }
-        self.transaction_open = false;
-        // Outputs waiting for a retry are not in the producer: nothing will report them.
-        while let Some(Reverse(retry)) = self.retries.pop() {
-            self.drop_output(retry.tag);
-        }
-        let deadline = Instant::now() + self.config.drain_timeout;
-        while self.outputs.len() > 0 {
-            tokio::select! {
-                report = reports.recv() => match report {
-                    Some(report) => {
-                        if let Err(failure) = &report.result
-                            && failure.error.refuses_record()
-                        {
-                            self.remember_refusal(report.tag, &failure.record.topic, &failure.error);
-                        }
-                        self.drop_output(report.tag);
-                    }
-                    None => break,
-                },
-                _ = sleep_until(deadline) => break,
-            }
-        }
-        if self.outputs.len() > 0 {
-            self.fatal = Some(kafka_adapters::AdapterError::Task {
-                operation: "aborting the transaction",
-                reason: format!(
-                    "{} records of the aborted transaction got no delivery report within pipeline.drain_timeout_ms",
-                    self.outputs.len()
-                ),
-            });
-            return;
-        }
-        let assigned: Vec<_> = self.tracker.assigned().cloned().collect();
-        for tp in assigned {
-            if let Some(position) = self.tracker.rewind(&tp) {
-                let partition = TopicPartition {
-                    topic: position.partition.topic,
-                    partition: position.partition.partition,
-                };
-                self.rewinding.push(partition.clone());
-                self.pending_rewind.push(CommitPosition {
-                    partition,
-                    offset: position.offset,
-                });
-            }
-        }
-        self.stats
-            .in_flight
-            .store(self.tracker.total_in_flight() as i64, Relaxed);
-    }
-
-    /// After each step in exactly-once mode: abort and rewind a doomed transaction, hand the
-    /// rewind to the source, or end the run on a fatal transaction error.
-    async fn settle_transaction<S: RecordSource>(
-        &mut self,
-        source: &mut S,
-        reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
-    ) -> Result<(), PipelineError> {
-        if self.doomed.is_some() && self.fatal.is_none() {
-            self.abort_and_rewind(reports).await;
-        }
-        if let Some(error) = self.fatal.take() {
-            tracing::error!(%error, "The transactional producer cannot go on; stopping without committing.");
-            return Err(PipelineError::Transaction(error));
-        }
-        if !self.pending_rewind.is_empty() {
-            let positions = std::mem::take(&mut self.pending_rewind);
-            source.rewind(positions).map_err(PipelineError::Source)?;
-        }
-        Ok(())
-    }
-}
-
-/// The schema id in the header of `record`'s value, for the dead-letter headers.
-fn input_schema_id(record: &InboundRecord) -> Option<u32> {
-    let value = record.payload.as_deref()?;
-    InputDecoder::schema_id_of(value).ok().map(|id| id.0)
-}
-
-/// The dead-letter reason for a decode error that is a property of the bytes.
-fn poison_reason(error: &CodecError, schema_id: Option<u32>) -> DeadLetterReason {
-    let mismatch = matches!(
-        error,
-        CodecError::IncompatibleSchema { .. } | CodecError::Unreadable { .. }
-    );
-    match (mismatch, schema_id) {
-        (true, Some(schema_id)) => DeadLetterReason::SchemaMismatch {
-            schema_id,
-            detail: error.to_string(),
-        },
-        _ => DeadLetterReason::Undecodable {
-            detail: error.to_string(),
-        },
     }
 }
 

@@ -78,4 +78,21 @@ impl RoutingSnapshot {
     pub(crate) fn output(&self, topic: &str) -> Option<&PreparedOutput> {
         self.outputs.get(topic)
     }
+
+    /// A snapshot whose every output is written with schema id `schema_id`, without a registry
+    /// (unit tests of what uses snapshots).
+    #[cfg(test)]
+    pub(crate) fn with_output_schema(router: Router, schema_id: avro_codec::SchemaId) -> Self {
+        let outputs = router
+            .output_targets()
+            .map(|target| {
+                let prepared = PreparedOutput {
+                    topic: Arc::from(target.topic.as_str()),
+                    encoder: OutputEncoder::new(schema_id),
+                };
+                (target.topic.clone(), prepared)
+            })
+            .collect();
+        Self { router, outputs }
+    }
 }
