@@ -348,9 +348,17 @@ impl<'h> SignatureParts<'h> {
             return Err(malformed(IDENTITY_HEADER, "is not SERVICE_TYPE:SERVICE_ID"));
         };
         let timestamp = text(present(timestamp, TIMESTAMP_HEADER)?, TIMESTAMP_HEADER)?;
+        // Canonical form only (no `+`, no leading zeros), so one signed value has one spelling.
         let timestamp_ms = timestamp
             .parse::<i64>()
-            .map_err(|_| malformed(TIMESTAMP_HEADER, "is not a decimal integer"))?;
+            .ok()
+            .filter(|parsed| parsed.to_string() == timestamp)
+            .ok_or_else(|| {
+                malformed(
+                    TIMESTAMP_HEADER,
+                    "is not a decimal integer in canonical form",
+                )
+            })?;
         Ok(Self {
             key_id,
             tag,

@@ -159,8 +159,11 @@ fn partial_repeated_or_garbled_headers_are_malformed() {
     set_header(&mut garbled, SIGNATURE_HEADER, "v1:not-hex");
     let mut no_id = signed.clone();
     set_header(&mut no_id, IDENTITY_HEADER, "FINANCE");
+    let mut padded_timestamp = signed.clone();
+    set_header(&mut padded_timestamp, TIMESTAMP_HEADER, &format!("0{NOW}"));
     for (headers, header) in [
         (without_timestamp, TIMESTAMP_HEADER),
+        (padded_timestamp, TIMESTAMP_HEADER),
         (repeated, IDENTITY_HEADER),
         (garbled, SIGNATURE_HEADER),
         (no_id, IDENTITY_HEADER),
