@@ -1,14 +1,19 @@
 //! The command line: our long flags, the prototype's single-dash flags translated to them, and
 //! the validated [`Settings`] they produce.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use kafka_adapters::KafkaConfig;
+use tenant_auth::{KeyRing, Secret, Signer, TenantIdentity};
 
 use crate::events::Tenant;
+
+/// Environment variable with the hex secret of `--auth-key-id`, so the secret need not be in a
+/// file nor on the command line (where `ps` shows it).
+pub(crate) const AUTH_KEY_ENV: &str = "EVENT_PRODUCER_AUTH_KEY";
 
 /// librdkafka's own default (5 minutes) would leave a run against a dead broker hanging; this
 /// bound is ours, and `--kafka-property message.timeout.ms=…` still wins.
@@ -93,6 +98,27 @@ pub(crate) struct Cli {
     /// Most records sent but not yet acknowledged; sending waits for reports beyond it.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) max_in_flight: usize,
+    /// Sign every event (`ep.auth.*` headers, crate `tenant-auth`) with the keys of this key
+    /// file (the processor's format, holding this producer's keys): each tenant signs with its
+    /// newest key valid at start.
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_key_id")]
+    pub(crate) auth_key_file: Option<PathBuf>,
+    /// Sign every event with this key id; the hex secret comes from `--auth-key-secret-file` or
+    /// the environment variable EVENT_PRODUCER_AUTH_KEY (never from the command line).
+    #[arg(long, value_name = "ID")]
+    pub(crate) auth_key_id: Option<String>,
+    /// File holding the hex secret of `--auth-key-id` (e.g. from `openssl rand -hex 32`).
+    #[arg(long, value_name = "FILE", requires = "auth_key_id")]
+    pub(crate) auth_key_secret_file: Option<PathBuf>,
+    /// This percentage of events claim another tenant's identity while signed with the
+    /// sender's own key, so an authenticating processor must dead-letter them
+    /// (`unauthenticated`); listed in the manifest with `"expected_dead_letter"`. Needs a key.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0)]
+    pub(crate) spoof_percent: u8,
+    /// The identity spoofed events claim [default: the next `--tenant` in turn; with one
+    /// tenant, its type with the id `<id>-spoofed`].
+    #[arg(long, value_name = "TYPE:ID")]
+    pub(crate) spoof_as: Option<String>,
     /// Log level (Python's `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`, any case) or filter
     /// (`info`, `debug`, `event_producer=debug,librdkafka=warn`); `RUST_LOG` wins.
     #[arg(long, default_value = "warn")]
@@ -118,14 +144,29 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) log_level: String,
+    /// Signing, when a key was given.
+    pub(crate) auth: Option<Signing>,
+}
+
+/// How events are signed.
+#[derive(Debug, Clone)]
+pub(crate) struct Signing {
+    /// One signer per tenant, in the order of [`Settings::tenants`].
+    pub(crate) signers: Vec<Signer>,
+    /// Percentage of events that claim another identity (0..=100).
+    pub(crate) spoof_percent: u8,
+    /// The identity a spoofed event of tenant i claims (same order).
+    pub(crate) spoof_as: Vec<Tenant>,
 }
 
 impl Settings {
-    pub(crate) fn from_cli(cli: Cli) -> Result<Self> {
+    /// `env_secret` is the value of [`AUTH_KEY_ENV`], if set.
+    pub(crate) fn from_cli(cli: Cli, env_secret: Option<String>) -> Result<Self> {
         cli_support::validate_bootstrap(&cli.bootstrap_servers)?;
         let registry_url = cli_support::schema_registry_url(&cli.schema_registry_url)?;
         ensure!(!cli.topic.trim().is_empty(), "--topic must not be empty");
         let tenants = tenants(&cli)?;
+        let auth = signing(&cli, &tenants, env_secret, crate::run::now_ms())?;
         let destinations = destinations(&cli.destinations)?;
         let pause = pause(cli.sleep_ms, cli.sleep_seconds)?;
         if let Some(rate) = cli.rate {
@@ -171,6 +212,7 @@ impl Settings {
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
             max_in_flight: cli.max_in_flight,
             log_level: cli.log_level,
+            auth,
         })
     }
 
@@ -205,6 +247,125 @@ fn tenants(cli: &Cli) -> Result<Vec<Tenant>> {
         tenants.push(Tenant::new("FINANCE", "producer-1")?);
     }
     Ok(tenants)
+}
+
+/// The signers of the tenants (from a key file, or one key for all), and what spoofed events
+/// claim. `now_ms` picks the keys valid at start.
+fn signing(
+    cli: &Cli,
+    tenants: &[Tenant],
+    env_secret: Option<String>,
+    now_ms: i64,
+) -> Result<Option<Signing>> {
+    ensure!(
+        cli.spoof_percent <= 100,
+        "--spoof-percent {} must be between 0 and 100",
+        cli.spoof_percent
+    );
+    let identities = tenants
+        .iter()
+        .map(|tenant| TenantIdentity::new(&tenant.service_type, &tenant.service_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signers = match (&cli.auth_key_file, &cli.auth_key_id) {
+        (Some(path), _) => signers_from_key_file(path, identities, now_ms)?,
+        (None, Some(key_id)) => {
+            let secret = match (&cli.auth_key_secret_file, env_secret) {
+                (Some(path), _) => read_secret_file(path)?,
+                (None, Some(text)) => Secret::from_hex(&text)
+                    .with_context(|| format!("environment variable {AUTH_KEY_ENV}"))?,
+                (None, None) => bail!(
+                    "--auth-key-id needs its secret: --auth-key-secret-file FILE or the \
+                     environment variable {AUTH_KEY_ENV}"
+                ),
+            };
+            identities
+                .into_iter()
+                .map(|identity| Signer::new(key_id.trim(), secret.clone(), identity))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--auth-key-id")?
+        }
+        (None, None) => {
+            ensure!(
+                cli.spoof_percent == 0 && cli.spoof_as.is_none(),
+                "--spoof-percent and --spoof-as need a signing key (--auth-key-file, or \
+                 --auth-key-id with its secret)"
+            );
+            return Ok(None);
+        }
+    };
+    let spoof_as = match &cli.spoof_as {
+        Some(raw) => {
+            let claimed = Tenant::parse(raw).context("--spoof-as")?;
+            if let Some(own) = tenants.iter().find(|tenant| **tenant == claimed) {
+                bail!(
+                    "--spoof-as {}:{} is a tenant of this run; spoofed events must claim another identity",
+                    own.service_type,
+                    own.service_id
+                );
+            }
+            vec![claimed; tenants.len()]
+        }
+        None => default_spoof_targets(tenants)?,
+    };
+    Ok(Some(Signing {
+        signers,
+        spoof_percent: cli.spoof_percent,
+        spoof_as,
+    }))
+}
+
+fn signers_from_key_file(
+    path: &Path,
+    identities: Vec<TenantIdentity>,
+    now_ms: i64,
+) -> Result<Vec<Signer>> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file {shown}"))?;
+    let ring =
+        KeyRing::from_toml_str(&text).with_context(|| format!("invalid key file {shown}"))?;
+    identities
+        .into_iter()
+        .map(|identity| {
+            let Some(key) = ring.signing_key_for(&identity, now_ms) else {
+                bail!("the key file {shown} has no key for tenant {identity} that is valid now");
+            };
+            Ok(key.signer(identity)?)
+        })
+        .collect()
+}
+
+fn read_secret_file(path: &Path) -> Result<Secret> {
+    let shown = path.display();
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secret file {shown}"))?,
+    );
+    Secret::from_hex(&text).with_context(|| format!("secret file {shown}"))
+}
+
+/// Each tenant's spoofed events claim the next tenant; a lone tenant claims its own type with
+/// the id `<id>-spoofed`.
+fn default_spoof_targets(tenants: &[Tenant]) -> Result<Vec<Tenant>> {
+    if let [only] = tenants {
+        return Ok(vec![Tenant::new(
+            &only.service_type,
+            &format!("{}-spoofed", only.service_id),
+        )?]);
+    }
+    let next = tenants.iter().cycle().skip(1);
+    tenants
+        .iter()
+        .zip(next)
+        .map(|(own, next)| {
+            // Two `--tenant` flags may repeat one tenant; never "spoof" oneself.
+            if own == next {
+                Tenant::new(&own.service_type, &format!("{}-spoofed", own.service_id))
+            } else {
+                Ok(next.clone())
+            }
+        })
+        .collect()
 }
 
 /// Upper-cased like the prototype's producer did; the processor compares names
@@ -261,7 +422,8 @@ pub(crate) fn translate_prototype_args(args: Vec<String>) -> Vec<String> {
 /// Parses the process arguments; clap exits with status 2 on a usage error.
 pub(crate) fn parse_args() -> Result<Settings> {
     let cli = Cli::parse_from(translate_prototype_args(std::env::args().collect()));
-    Settings::from_cli(cli).context("invalid command line")
+    let env_secret = std::env::var(AUTH_KEY_ENV).ok();
+    Settings::from_cli(cli, env_secret).context("invalid command line")
 }
 
 #[cfg(test)]
@@ -272,7 +434,7 @@ mod tests {
         let args = std::iter::once("event-producer".to_owned())
             .chain(args.iter().map(|arg| (*arg).to_owned()))
             .collect();
-        Settings::from_cli(Cli::try_parse_from(translate_prototype_args(args))?)
+        Settings::from_cli(Cli::try_parse_from(translate_prototype_args(args))?, None)
     }
 
     #[test]
@@ -426,6 +588,180 @@ mod tests {
                 .get("linger.ms")
                 .map(String::as_str),
             Some("20")
+        );
+    }
+
+    const EXAMPLE_KEYS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tenant-keys.example.toml"
+    );
+    /// 2026-12-01T12:00:00Z: inside the example file's FINANCE rotation overlap.
+    const IN_THE_OVERLAP: i64 = 1_796_126_400_000;
+    const HEX_SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn signing_of(args: &[&str], env_secret: Option<&str>, now_ms: i64) -> Result<Option<Signing>> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("event-producer").chain(args.iter().copied()))?;
+        let tenants = tenants(&cli)?;
+        signing(&cli, &tenants, env_secret.map(str::to_owned), now_ms)
+    }
+
+    fn key_ids(signing: &Signing) -> Vec<&str> {
+        signing.signers.iter().map(Signer::key_id).collect()
+    }
+
+    #[test]
+    fn without_a_key_nothing_is_signed() {
+        assert!(settings(&[]).expect("valid").auth.is_none());
+        assert!(
+            signing_of(&[], Some(HEX_SECRET), 0)
+                .expect("valid")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_key_file_gives_each_tenant_its_newest_valid_key() {
+        let signing = signing_of(
+            &[
+                "--tenant",
+                "FINANCE:f-1",
+                "--tenant",
+                "LOGISTICS:l-1",
+                "--auth-key-file",
+                EXAMPLE_KEYS,
+            ],
+            None,
+            IN_THE_OVERLAP,
+        )
+        .expect("valid")
+        .expect("signing");
+        assert_eq!(key_ids(&signing), ["finance-2026-12", "logistics-1"]);
+        assert_eq!(signing.signers[1].identity().to_string(), "LOGISTICS:l-1");
+        assert_eq!(signing.spoof_percent, 0);
+    }
+
+    #[test]
+    fn a_tenant_without_a_valid_key_is_a_clear_error() {
+        let error = signing_of(
+            &["--tenant", "MARKETING:m-2", "--auth-key-file", EXAMPLE_KEYS],
+            None,
+            IN_THE_OVERLAP,
+        )
+        .expect_err("marketing-m1 is for m-1 only");
+        assert!(
+            error
+                .to_string()
+                .contains("no key for tenant MARKETING:m-2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_key_id_takes_its_secret_from_the_environment_or_a_file_never_a_flag() {
+        let from_env = signing_of(&["--auth-key-id", "k-1"], Some(HEX_SECRET), 0)
+            .expect("valid")
+            .expect("signing");
+        assert_eq!(key_ids(&from_env), ["k-1"]);
+        let dir = std::env::temp_dir().join(format!("ep-producer-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let secret_file = dir.join("secret.hex");
+        std::fs::write(&secret_file, format!("{HEX_SECRET}\n")).expect("written");
+        let from_file = signing_of(
+            &[
+                "--auth-key-id",
+                "k-2",
+                "--auth-key-secret-file",
+                secret_file.to_str().expect("UTF-8"),
+            ],
+            None,
+            0,
+        )
+        .expect("valid")
+        .expect("signing");
+        assert_eq!(key_ids(&from_file), ["k-2"]);
+        let error = signing_of(&["--auth-key-id", "k-1"], None, 0).expect_err("no secret");
+        assert!(error.to_string().contains(AUTH_KEY_ENV), "{error}");
+        assert!(signing_of(&["--auth-key-secret", HEX_SECRET], None, 0).is_err());
+    }
+
+    #[test]
+    fn a_bad_secret_is_reported_without_echoing_it() {
+        let secret = "not-a-secret-but-close-enough";
+        let error = signing_of(&["--auth-key-id", "k-1"], Some(secret), 0).expect_err("bad hex");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(AUTH_KEY_ENV) && !message.contains(secret),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn spoofing_needs_a_key_and_claims_another_identity() {
+        let error = signing_of(&["--spoof-percent", "10"], None, 0).expect_err("no key");
+        assert!(error.to_string().contains("need a signing key"), "{error}");
+        let error = signing_of(
+            &["--auth-key-id", "k", "--spoof-percent", "101"],
+            Some(HEX_SECRET),
+            0,
+        )
+        .expect_err("over 100");
+        assert!(error.to_string().contains("between 0 and 100"), "{error}");
+        let error = signing_of(
+            &[
+                "--auth-key-id",
+                "k",
+                "--spoof-percent",
+                "5",
+                "--spoof-as",
+                "FINANCE:producer-1",
+            ],
+            Some(HEX_SECRET),
+            0,
+        )
+        .expect_err("spoofing oneself");
+        assert!(
+            error.to_string().contains("is a tenant of this run"),
+            "{error}"
+        );
+
+        let claims = |args: &[&str]| {
+            let signing = signing_of(args, Some(HEX_SECRET), 0)
+                .expect("valid")
+                .expect("signing");
+            signing
+                .spoof_as
+                .iter()
+                .map(|tenant| format!("{}:{}", tenant.service_type, tenant.service_id))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            claims(&["--auth-key-id", "k"]),
+            ["FINANCE:producer-1-spoofed"]
+        );
+        assert_eq!(
+            claims(&[
+                "--auth-key-id",
+                "k",
+                "--tenant",
+                "FINANCE:f-1",
+                "--tenant",
+                "MARKETING:m-1"
+            ]),
+            ["MARKETING:m-1", "FINANCE:f-1"]
+        );
+        assert_eq!(
+            claims(&[
+                "--auth-key-id",
+                "k",
+                "--tenant",
+                "A:1",
+                "--tenant",
+                "B:2",
+                "--spoof-as",
+                "C:3"
+            ]),
+            ["C:3", "C:3"]
         );
     }
 

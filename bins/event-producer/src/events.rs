@@ -114,6 +114,15 @@ impl Iterator for Schedule {
     }
 }
 
+/// Whether the `event_number`-th event (from 0, all tenants together) of a run with
+/// `spoof_percent` spoofed events is spoofed: exactly `percent` of every 100 events, spread
+/// evenly (the same Bresenham rule as poison values).
+pub(crate) fn is_spoofed(event_number: u64, spoof_percent: u8) -> bool {
+    let percent = u64::from(spoof_percent.min(100));
+    let within = event_number % 100;
+    (within + 1) * percent / 100 > within * percent / 100
+}
+
 /// The input record of one event; its id is the uuid at the end of the payload.
 pub(crate) fn event_record(
     tenant: &Tenant,
@@ -255,6 +264,16 @@ mod tests {
     fn blank_tenant_parts_are_rejected() {
         assert!(Tenant::parse(":id").is_err());
         assert!(Tenant::parse("TYPE: ").is_err());
+    }
+
+    #[test]
+    fn the_spoof_percentage_is_exact_per_hundred_events_and_spread() {
+        for percent in [0_u8, 1, 10, 33, 50, 100] {
+            let spoofed = (0..1_000).filter(|n| is_spoofed(*n, percent)).count();
+            assert_eq!(spoofed, usize::from(percent) * 10, "{percent}%");
+        }
+        let quarter: Vec<u64> = (0..8).filter(|n| is_spoofed(*n, 25)).collect();
+        assert_eq!(quarter, [3, 7]);
     }
 
     #[test]

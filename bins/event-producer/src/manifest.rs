@@ -1,5 +1,6 @@
 //! The manifest: one JSON line per event the broker acknowledged, for end-to-end verification
-//! (`event-consumer --verify`).
+//! (`event-consumer --verify`). The tenant fields are the identity the event claims; a spoofed
+//! event (`--spoof-percent`) also has `"expected_dead_letter": "unauthenticated"`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,6 +22,10 @@ pub(crate) struct ManifestEntry<'a> {
     /// Where the input record landed.
     pub(crate) partition: i32,
     pub(crate) offset: i64,
+    /// The `dlq.reason` the processor is expected to dead-letter this event with instead of
+    /// routing it (`unauthenticated` for a spoofed event); absent for events that should route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expected_dead_letter: Option<&'static str>,
 }
 
 /// Appends manifest lines to a file, buffered.
@@ -67,7 +72,10 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("manifest.jsonl");
         let mut writer = ManifestWriter::create(&path).expect("created");
-        for (offset, destination) in [(0, "FINANCE"), (1, "MARKETING")] {
+        for (offset, destination, expected_dead_letter) in [
+            (0, "FINANCE", Some("unauthenticated")),
+            (1, "MARKETING", None),
+        ] {
             writer
                 .write(&ManifestEntry {
                     id: format!("id-{offset}"),
@@ -77,6 +85,7 @@ mod tests {
                     key: format!("producer-1:{destination}"),
                     partition: 2,
                     offset,
+                    expected_dead_letter,
                 })
                 .expect("written");
         }
@@ -87,6 +96,7 @@ mod tests {
             .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
             .collect();
         assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["expected_dead_letter"], "unauthenticated");
         assert_eq!(
             lines[1],
             serde_json::json!({

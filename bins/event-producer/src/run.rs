@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::cli::Settings;
-use crate::events::{Schedule, Slot, event_record, poison_key, poison_value};
+use crate::events::{Schedule, Slot, Tenant, event_record, is_spoofed, poison_key, poison_value};
 use crate::manifest::{ManifestEntry, ManifestWriter};
 use crate::pacing::Pacer;
 
@@ -40,6 +40,8 @@ pub(crate) struct Summary {
     pub(crate) sent: u64,
     pub(crate) events_sent: u64,
     pub(crate) poison_sent: u64,
+    /// Events sent claiming another tenant's identity (`--spoof-percent`).
+    pub(crate) spoofed_sent: u64,
     pub(crate) acknowledged: u64,
     /// Records refused, not delivered, or without a report in time.
     pub(crate) failed: u64,
@@ -82,6 +84,9 @@ impl fmt::Display for Summary {
             self.elapsed.as_secs_f64(),
             self.rate_per_second(),
         )?;
+        if self.spoofed_sent > 0 {
+            write!(f, " spoofed={}", self.spoofed_sent)?;
+        }
         if self.unsent > 0 {
             write!(f, " interrupted=true unsent={}", self.unsent)?;
         }
@@ -118,6 +123,8 @@ pub(crate) async fn run(settings: &Settings, stop: &AtomicBool) -> Result<Summar
         schema_id = %encoder.schema_id(),
         events = settings.event_count(),
         poison = settings.poison,
+        signed = settings.auth.is_some(),
+        spoof_percent = settings.auth.as_ref().map_or(0, |auth| auth.spoof_percent),
         "Producing."
     );
     let mut producer = Producer {
@@ -214,6 +221,8 @@ enum Pending {
         id: Uuid,
         tenant: usize,
         destination: usize,
+        /// Claims the tenant's spoof identity while signed as the tenant.
+        spoofed: bool,
     },
     Poison,
 }
@@ -234,6 +243,7 @@ impl Producer<'_> {
     async fn send_all(&mut self, schedule: Schedule, stop: &AtomicBool) -> Result<()> {
         let total = schedule.len();
         let mut pacer = self.settings.rate.map(Pacer::new);
+        let mut events = 0_u64;
         for (position, slot) in (0..).zip(schedule) {
             if stop.load(Ordering::Relaxed) {
                 self.summary.unsent = total - position;
@@ -253,7 +263,10 @@ impl Producer<'_> {
             while self.in_flight.len() >= self.settings.max_in_flight {
                 self.await_report().await?;
             }
-            let (record, pending) = self.build(slot);
+            let (record, pending) = self.build(slot, events);
+            if matches!(slot, Slot::Event { .. }) {
+                events += 1;
+            }
             self.send(record, pending).await?;
             if !self.settings.pause.is_zero() {
                 tokio::time::sleep(self.settings.pause).await;
@@ -262,7 +275,8 @@ impl Producer<'_> {
         Ok(())
     }
 
-    fn build(&self, slot: Slot) -> (OutboundRecord, Pending) {
+    /// The record of `slot`; `event_number` counts the events before it (poison not included).
+    fn build(&self, slot: Slot, event_number: u64) -> (OutboundRecord, Pending) {
         let topic: Arc<str> = Arc::from(self.settings.topic.as_str());
         match slot {
             Slot::Event {
@@ -270,19 +284,35 @@ impl Producer<'_> {
                 destination,
             } => {
                 let id = Uuid::new_v4();
-                let owner = &self.settings.tenants[tenant];
+                let auth = self.settings.auth.as_ref();
+                let spoofed = auth.is_some_and(|auth| is_spoofed(event_number, auth.spoof_percent));
+                let claimed = self.claimed_identity(tenant, spoofed);
                 let destination_name = &self.settings.destinations[destination];
-                let event = event_record(owner, destination_name, id, now_ms());
+                let now = now_ms();
+                let event = event_record(claimed, destination_name, id, now);
+                let key = claimed.key_for(destination_name).into_bytes();
+                let payload = self.encoder.encode_to_vec(&event);
+                // A spoofed event is signed by its real sender: what a tenant with its own key
+                // but someone else's identity in the payload would write.
+                let headers = auth.map_or_else(Vec::new, |auth| {
+                    auth.signers[tenant]
+                        .sign(Some(&key), &payload, now)
+                        .into_pairs()
+                        .into_iter()
+                        .map(|(name, value)| (name.to_owned(), value))
+                        .collect()
+                });
                 let record = OutboundRecord {
                     topic,
-                    key: Some(owner.key_for(destination_name).into_bytes()),
-                    payload: self.encoder.encode_to_vec(&event),
-                    headers: Vec::new(),
+                    key: Some(key),
+                    payload,
+                    headers,
                 };
                 let pending = Pending::Event {
                     id,
                     tenant,
                     destination,
+                    spoofed,
                 };
                 (record, pending)
             }
@@ -308,7 +338,10 @@ impl Producer<'_> {
                 Ok(()) => {
                     self.summary.sent += 1;
                     match pending {
-                        Pending::Event { .. } => self.summary.events_sent += 1,
+                        Pending::Event { spoofed, .. } => {
+                            self.summary.events_sent += 1;
+                            self.summary.spoofed_sent += u64::from(spoofed);
+                        }
                         Pending::Poison => self.summary.poison_sent += 1,
                     }
                     self.in_flight.insert(tag, pending);
@@ -391,22 +424,28 @@ impl Producer<'_> {
                 id,
                 tenant,
                 destination,
+                spoofed,
             },
         ) = (&mut self.manifest, pending)
         else {
             return Ok(());
         };
-        let owner = &self.settings.tenants[tenant];
+        let claimed = claimed_identity(self.settings, tenant, spoofed);
         let destination = &self.settings.destinations[destination];
         manifest.write(&ManifestEntry {
             id: id.to_string(),
-            tenant_type: &owner.service_type,
-            tenant_id: &owner.service_id,
+            tenant_type: &claimed.service_type,
+            tenant_id: &claimed.service_id,
             destination,
-            key: owner.key_for(destination),
+            key: claimed.key_for(destination),
             partition: delivered.partition,
             offset: delivered.offset,
+            expected_dead_letter: spoofed.then_some(UNAUTHENTICATED),
         })
+    }
+
+    fn claimed_identity(&self, tenant: usize, spoofed: bool) -> &Tenant {
+        claimed_identity(self.settings, tenant, spoofed)
     }
 
     fn record_failure(&mut self, error: &str) {
@@ -433,7 +472,18 @@ impl Producer<'_> {
     }
 }
 
-fn now_ms() -> i64 {
+/// The dead-letter reason an authenticating processor gives a spoofed event.
+const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// The identity the tenant's event claims: its own, or for a spoofed event, its spoof target.
+fn claimed_identity(settings: &Settings, tenant: usize, spoofed: bool) -> &Tenant {
+    match &settings.auth {
+        Some(auth) if spoofed => &auth.spoof_as[tenant],
+        _ => &settings.tenants[tenant],
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {

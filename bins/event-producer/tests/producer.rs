@@ -1,13 +1,15 @@
 //! The `event-producer` binary against the local stack (each test on its own topic), and its
-//! failures when the broker, topic or registry is unusable.
+//! failures when the broker, topic or registry is unusable; signed and spoofed events checked
+//! with `tenant-auth`, as the processor will.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use avro_codec::{CodecError, InputDecoder, ProducerToProcessor};
-use kafka_adapters::{KafkaConfig, ReadUntil, read_topic};
+use kafka_adapters::{KafkaConfig, ReadUntil, TopicRecord, read_topic};
 use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
+use tenant_auth::{AuthFailure, Claim, Freshness, HEADERS, KeyRing, Verifier};
 use test_support::{
     Finished, Stack, create_topics, require_stack, run_to_completion, scratch_dir, unique_name,
 };
@@ -345,6 +347,218 @@ fn unreachable_broker_is_a_one_line_error_within_the_connect_timeout() {
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
+    );
+}
+
+const FINANCE_SECRET: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const MARKETING_SECRET: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+/// The processor's key file for FINANCE:f-1 and MARKETING:m-1, in a scratch directory.
+fn write_key_file() -> std::path::PathBuf {
+    let path = scratch_dir("event-producer-test").join("tenant-keys.toml");
+    let text = format!(
+        "[[key]]\nid = \"finance-1\"\nservice_type = \"FINANCE\"\nsecret = \"{FINANCE_SECRET}\"\n\n\
+         [[key]]\nid = \"marketing-m1\"\nservice_type = \"MARKETING\"\nservice_id = \"m-1\"\n\
+         secret = \"{MARKETING_SECRET}\"\n"
+    );
+    std::fs::write(&path, text).expect("key file written");
+    path
+}
+
+fn wall_clock_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    i64::try_from(elapsed.as_millis()).expect("fits")
+}
+
+/// Reads `count` records of `topic` and verifies each as the processor would: the claim is the
+/// decoded event's origin, checked against the key file. Returns (payload id, result) pairs.
+async fn verify_all(
+    stack: &Stack,
+    topic: &str,
+    count: usize,
+    key_file: &Path,
+) -> Vec<(String, Result<String, AuthFailure>)> {
+    let config = KafkaConfig::new(stack.kafka_bootstrap.clone());
+    let records: Vec<TopicRecord> = read_topic(&config, topic, ReadUntil::Count(count), PATIENCE)
+        .await
+        .expect("records readable");
+    let ring = KeyRing::from_toml_str(&std::fs::read_to_string(key_file).expect("key file"))
+        .expect("valid key file");
+    let verifier = Verifier::new(ring, Freshness::default());
+    let registry = HttpSchemaRegistry::new(RegistryClientConfig::new(stack.registry_url.clone()))
+        .expect("registry client");
+    let decoder = InputDecoder::new();
+    let mut results = Vec::new();
+    for record in records {
+        let value = record.payload.clone().unwrap_or_default();
+        let schema_id = InputDecoder::schema_id_of(&value).expect("framed value");
+        decoder
+            .load(schema_id, &registry)
+            .await
+            .expect("writer schema loads");
+        let event = decoder.decode(&value).expect("decodes");
+        for name in HEADERS {
+            let present = record
+                .headers
+                .iter()
+                .filter(|(header, _)| header == name)
+                .count();
+            assert_eq!(present, 1, "header {name} once on every event");
+        }
+        let claim = Claim {
+            service_type: &event.origin_service_type,
+            service_id: &event.origin_service_id,
+        };
+        let headers = record
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()));
+        let verified = verifier
+            .verify(
+                claim,
+                record.key.as_deref(),
+                &value,
+                headers,
+                wall_clock_ms(),
+            )
+            .map(|tenant| tenant.key_id.to_string());
+        let id = event
+            .payload
+            .strip_prefix("dummy-payload ")
+            .expect("payload format")
+            .to_owned();
+        results.push((id, verified));
+    }
+    results
+}
+
+#[tokio::test]
+async fn signed_events_carry_the_headers_and_verify_against_the_key_file() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let key_file = write_key_file();
+    let finished = run_producer_on(
+        &stack,
+        &topic,
+        &[
+            "--tenant",
+            "FINANCE:f-1",
+            "--tenant",
+            "MARKETING:m-1",
+            "--count",
+            "3",
+            "--auth-key-file",
+            key_file.to_str().expect("UTF-8 path"),
+        ],
+    );
+    finished.assert_code(0);
+    let results = verify_all(&stack, &topic, 6, &key_file).await;
+    let mut key_ids: Vec<String> = results
+        .into_iter()
+        .map(|(id, verified)| verified.unwrap_or_else(|failure| panic!("{id}: {failure}")))
+        .collect();
+    key_ids.sort();
+    assert_eq!(
+        key_ids,
+        [
+            "finance-1",
+            "finance-1",
+            "finance-1",
+            "marketing-m1",
+            "marketing-m1",
+            "marketing-m1"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn spoofed_events_fail_verification_and_are_expected_dead_letters_in_the_manifest() {
+    let stack = require_stack!();
+    let topic = create_topic(&stack).await;
+    let key_file = write_key_file();
+    let dir = scratch_dir("event-producer-test");
+    let secret_file = dir.join("finance.hex");
+    std::fs::write(&secret_file, FINANCE_SECRET).expect("secret written");
+    let manifest = dir.join("manifest.jsonl");
+    let finished = run_producer_on(
+        &stack,
+        &topic,
+        &[
+            "--tenant",
+            "FINANCE:f-1",
+            "--count",
+            "10",
+            "--spoof-percent",
+            "30",
+            "--auth-key-id",
+            "finance-1",
+            "--auth-key-secret-file",
+            secret_file.to_str().expect("UTF-8 path"),
+            "--manifest",
+            manifest.to_str().expect("UTF-8 path"),
+        ],
+    );
+    finished.assert_code(0);
+    assert!(
+        finished.stdout.contains("events=10 poison=0") && finished.stdout.contains("spoofed=3"),
+        "{}",
+        finished.stdout
+    );
+    assert!(!finished.stderr.contains(FINANCE_SECRET) && !finished.stdout.contains(FINANCE_SECRET));
+
+    let lines = manifest_lines(&manifest);
+    assert_eq!(lines.len(), 10);
+    let expected_dead: HashMap<&str, &str> = lines
+        .iter()
+        .filter(|line| !line["expected_dead_letter"].is_null())
+        .map(|line| (field(line, "id"), field(line, "expected_dead_letter")))
+        .collect();
+    assert_eq!(expected_dead.len(), 3);
+    assert!(
+        expected_dead
+            .values()
+            .all(|reason| *reason == "unauthenticated")
+    );
+    for line in &lines {
+        let spoofed = expected_dead.contains_key(field(line, "id"));
+        let claimed_id = if spoofed { "f-1-spoofed" } else { "f-1" };
+        assert_eq!(field(line, "tenant_id"), claimed_id, "{line}");
+    }
+
+    let results = verify_all(&stack, &topic, 10, &key_file).await;
+    assert_eq!(results.len(), 10);
+    for (id, verified) in results {
+        if expected_dead.contains_key(id.as_str()) {
+            assert_eq!(
+                verified,
+                Err(AuthFailure::IdentityMismatch {
+                    signed: "FINANCE:f-1".to_owned(),
+                    claimed: "FINANCE:f-1-spoofed".to_owned(),
+                }),
+                "{id}"
+            );
+        } else {
+            assert_eq!(verified.as_deref(), Ok("finance-1"), "{id}");
+        }
+    }
+}
+
+#[test]
+fn a_key_file_without_a_key_for_the_tenant_exits_with_usage_status() {
+    let key_file = write_key_file();
+    let finished = run_producer(&[
+        "--tenant",
+        "LOGISTICS:l-1",
+        "--auth-key-file",
+        key_file.to_str().expect("UTF-8 path"),
+    ]);
+    finished.assert_code(2);
+    assert!(
+        finished.stderr.contains("no key for tenant LOGISTICS:l-1"),
+        "{}",
+        finished.stderr
     );
 }
 

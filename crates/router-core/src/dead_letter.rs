@@ -57,11 +57,18 @@ pub enum DeadLetterReason {
         /// The broker's or the producer's error text.
         error: String,
     },
+    /// The tenant's identity could not be authenticated: the record's signature headers are
+    /// missing or do not verify, or the signed identity is not the one the event claims
+    /// (policy mode `authentication = "hmac"`, crate `tenant-auth`).
+    Unauthenticated {
+        /// What verification reported (never a secret).
+        detail: String,
+    },
 }
 
 impl DeadLetterReason {
     /// Every value [`code`](Self::code) can return, e.g. to pre-register metric labels.
-    pub const CODES: [&'static str; 7] = [
+    pub const CODES: [&'static str; 8] = [
         "unknown-destination",
         "unauthorized",
         "undecodable",
@@ -69,6 +76,7 @@ impl DeadLetterReason {
         "too-large",
         "missing-value",
         "refused",
+        "unauthenticated",
     ];
 
     /// Stable machine code, the value of the DLQ `reason` header. Codes never change meaning;
@@ -82,6 +90,7 @@ impl DeadLetterReason {
             Self::TooLarge { .. } => "too-large",
             Self::MissingValue => "missing-value",
             Self::Refused { .. } => "refused",
+            Self::Unauthenticated { .. } => "unauthenticated",
         }
     }
 }
@@ -121,6 +130,9 @@ impl fmt::Display for DeadLetterReason {
                 f,
                 "output refused by the broker for topic `{topic}`: {error}"
             ),
+            Self::Unauthenticated { detail } => {
+                write!(f, "the tenant's identity is not authenticated: {detail}")
+            }
         }
     }
 }
@@ -129,7 +141,7 @@ impl fmt::Display for DeadLetterReason {
 mod tests {
     use super::*;
 
-    fn one_of_each() -> [DeadLetterReason; 7] {
+    fn one_of_each() -> [DeadLetterReason; 8] {
         [
             DeadLetterReason::UnknownDestination {
                 destination: "SALES".to_owned(),
@@ -152,6 +164,9 @@ mod tests {
                 topic: "processor.to.finance".to_owned(),
                 error: "Broker: Topic authorization failed".to_owned(),
             },
+            DeadLetterReason::Unauthenticated {
+                detail: "signed as FINANCE:f-1 but the event claims MARKETING:m-1".to_owned(),
+            },
         ]
     }
 
@@ -171,6 +186,7 @@ mod tests {
             too_large,
             missing,
             refused,
+            unauthenticated,
         ] = one_of_each().map(|reason| reason.to_string());
         assert!(unknown.contains("`SALES`"), "{unknown}");
         assert!(unauthorized.contains("`svc-9`") && unauthorized.contains("`MARKETING`"));
@@ -182,6 +198,10 @@ mod tests {
             refused.contains("`processor.to.finance`")
                 && refused.contains("Broker: Topic authorization failed"),
             "{refused}"
+        );
+        assert!(
+            unauthenticated.contains("signed as FINANCE:f-1"),
+            "{unauthenticated}"
         );
     }
 }
