@@ -176,15 +176,13 @@ impl KafkaBroker {
     }
 
     fn change_acls(&self, tools: &Tools, acls: &[Acl], add: bool) -> Result<()> {
-        let commands = acls
-            .iter()
-            .map(|acl| {
+        let commands = security::acl_tool_runs(acls, add)
+            .into_iter()
+            .map(|arguments| {
                 let mut command = self.secure_tool(tools, "org.apache.kafka.tools.AclCommand")?;
-                command.args(acl.cli_arguments(add));
-                Ok((
-                    format!("{} {acl:?}", if add { "adding" } else { "removing" }),
-                    command,
-                ))
+                let what = format!("kafka-acls {}", arguments.join(" "));
+                command.args(arguments);
+                Ok((what, command))
             })
             .collect::<Result<Vec<_>>>()?;
         security::run_all(commands)

@@ -290,22 +290,22 @@ pub enum AclResource {
 }
 
 impl AclResource {
+    /// The tool's resource arguments (the pattern type goes once per run, see
+    /// [`acl_tool_runs`]).
     fn cli_arguments(&self) -> Vec<String> {
-        let named = |flag: &str, name: &str, prefixed: bool| {
-            let mut arguments = vec![flag.to_owned(), name.to_owned()];
-            if prefixed {
-                arguments.extend(["--resource-pattern-type".to_owned(), "prefixed".to_owned()]);
-            }
-            arguments
-        };
+        let named = |flag: &str, name: &str| vec![flag.to_owned(), name.to_owned()];
         match self {
-            Self::Topic(name) => named("--topic", name, false),
-            Self::TopicPrefix(prefix) => named("--topic", prefix, true),
-            Self::Group(name) => named("--group", name, false),
-            Self::TransactionalId(id) => named("--transactional-id", id, false),
-            Self::TransactionalIdPrefix(prefix) => named("--transactional-id", prefix, true),
+            Self::Topic(name) | Self::TopicPrefix(name) => named("--topic", name),
+            Self::Group(name) => named("--group", name),
+            Self::TransactionalId(id) | Self::TransactionalIdPrefix(id) => {
+                named("--transactional-id", id)
+            }
             Self::Cluster => vec!["--cluster".to_owned()],
         }
+    }
+
+    fn is_prefixed(&self) -> bool {
+        matches!(self, Self::TopicPrefix(_) | Self::TransactionalIdPrefix(_))
     }
 }
 
@@ -329,23 +329,54 @@ impl Acl {
             resource,
         }
     }
+}
 
-    /// Arguments of Kafka's ACL tool that add (`add`) or remove this rule.
-    pub(crate) fn cli_arguments(&self, add: bool) -> Vec<String> {
-        let mut arguments = match add {
-            true => vec!["--add".to_owned()],
-            // Without --force the tool asks for confirmation on stdin.
-            false => vec!["--remove".to_owned(), "--force".to_owned()],
-        };
-        arguments.extend([
-            "--allow-principal".to_owned(),
-            self.principal.clone(),
-            "--operation".to_owned(),
-            self.operation.cli_name().to_owned(),
-        ]);
-        arguments.extend(self.resource.cli_arguments());
-        arguments
+/// The arguments of one ACL tool run per principal, pattern type and set of operations, which
+/// together add (`add`) or remove exactly `acls`: one run applies every operation it names to
+/// every resource it names, and each run is a JVM start.
+pub(crate) fn acl_tool_runs(acls: &[Acl], add: bool) -> Vec<Vec<String>> {
+    let mut operations_of: Vec<(&str, &AclResource, Vec<AclOperation>)> = Vec::new();
+    for acl in acls {
+        match operations_of.iter_mut().find(|(principal, resource, _)| {
+            *principal == acl.principal && **resource == acl.resource
+        }) {
+            Some((_, _, operations)) if operations.contains(&acl.operation) => {}
+            Some((_, _, operations)) => operations.push(acl.operation),
+            None => operations_of.push((&acl.principal, &acl.resource, vec![acl.operation])),
+        }
     }
+    let mut runs: Vec<(&str, bool, Vec<AclOperation>, Vec<&AclResource>)> = Vec::new();
+    for (principal, resource, mut operations) in operations_of {
+        operations.sort_by_key(|operation| operation.cli_name());
+        let prefixed = resource.is_prefixed();
+        match runs
+            .iter_mut()
+            .find(|(p, pre, ops, _)| *p == principal && *pre == prefixed && *ops == operations)
+        {
+            Some((_, _, _, resources)) => resources.push(resource),
+            None => runs.push((principal, prefixed, operations, vec![resource])),
+        }
+    }
+    runs.into_iter()
+        .map(|(principal, prefixed, operations, resources)| {
+            let mut arguments = match add {
+                true => vec!["--add".to_owned()],
+                // Without --force the tool asks for confirmation on stdin.
+                false => vec!["--remove".to_owned(), "--force".to_owned()],
+            };
+            arguments.extend(["--allow-principal".to_owned(), principal.to_owned()]);
+            for operation in operations {
+                arguments.extend(["--operation".to_owned(), operation.cli_name().to_owned()]);
+            }
+            for resource in resources {
+                arguments.extend(resource.cli_arguments());
+            }
+            if prefixed {
+                arguments.extend(["--resource-pattern-type".to_owned(), "prefixed".to_owned()]);
+            }
+            arguments
+        })
+        .collect()
 }
 
 /// Runs every command at once (each tool is a JVM: seconds to start) and fails with the output
@@ -414,16 +445,45 @@ mod tests {
     }
 
     #[test]
-    fn acl_arguments_name_principal_operation_and_pattern() {
-        let acl = Acl::allow(
-            "alice",
-            AclOperation::Write,
-            AclResource::TransactionalIdPrefix("group-1".to_owned()),
-        );
+    fn acls_become_one_tool_run_per_principal_pattern_type_and_operations() {
+        let topic = |name: &str| AclResource::Topic(name.to_owned());
+        let acls = [
+            Acl::allow("alice", AclOperation::Read, topic("in")),
+            Acl::allow(
+                "alice",
+                AclOperation::Read,
+                AclResource::Group("g".to_owned()),
+            ),
+            Acl::allow("alice", AclOperation::Write, topic("out")),
+            Acl::allow("alice", AclOperation::Describe, topic("out")),
+            Acl::allow("alice", AclOperation::Describe, topic("dlq")),
+            Acl::allow("alice", AclOperation::Write, topic("dlq")),
+            Acl::allow("alice", AclOperation::Write, topic("dlq")),
+            Acl::allow(
+                "alice",
+                AclOperation::Write,
+                AclResource::TransactionalIdPrefix("g".to_owned()),
+            ),
+            Acl::allow("bob", AclOperation::Read, topic("in")),
+        ];
+        let runs: Vec<String> = acl_tool_runs(&acls, true)
+            .iter()
+            .map(|run| run.join(" "))
+            .collect();
         assert_eq!(
-            acl.cli_arguments(false).join(" "),
-            "--remove --force --allow-principal User:alice --operation Write \
-             --transactional-id group-1 --resource-pattern-type prefixed"
+            runs,
+            [
+                "--add --allow-principal User:alice --operation Read --topic in --group g",
+                "--add --allow-principal User:alice --operation Describe --operation Write \
+                 --topic out --topic dlq",
+                "--add --allow-principal User:alice --operation Write --transactional-id g \
+                 --resource-pattern-type prefixed",
+                "--add --allow-principal User:bob --operation Read --topic in",
+            ]
+        );
+        assert!(
+            acl_tool_runs(&acls[..1], false)[0]
+                .starts_with(&["--remove".to_owned(), "--force".to_owned()])
         );
     }
 
