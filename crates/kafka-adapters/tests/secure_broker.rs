@@ -65,8 +65,8 @@ fn logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
 }
 
-/// One processor's names: its user, input, outputs and group (its transactional ids start with
-/// the group id, as the processor's do).
+/// One processor's names: its user, input, outputs and group (its transactional ids are
+/// `<group id>.<processor id>`, as the processor's are).
 #[derive(Debug, Clone)]
 struct Processor {
     user: ScramUser,
@@ -88,7 +88,7 @@ impl Processor {
     }
 
     fn transactional_id(&self) -> String {
-        format!("{}-eos", self.group)
+        format!("{}.processor-0", self.group)
     }
 
     /// The minimal ACLs of a processor (docs/OPERATIONS.md, "Broker security"). WRITE and READ
@@ -120,7 +120,7 @@ impl Processor {
                 Missing::TransactionalId,
                 allow(
                     AclOperation::Write,
-                    AclResource::TransactionalIdPrefix(self.group.clone()),
+                    AclResource::TransactionalIdPrefix(format!("{}.", self.group)),
                 ),
             ),
         ]
@@ -256,6 +256,16 @@ async fn minimal_acls_suffice_and_each_refusal_fails_clearly_over_sasl_ssl() {
     let revoked = allowed.minimal_acls()[1].1.clone();
     blocking(&broker, move |broker| broker.revoke(&[revoked])).await;
     consumer_without_read_on_its_group_is_refused(&broker, &allowed).await;
+    // Reading without a group (event-consumer without --group, dlq-replay) needs no group ACL.
+    let read = read_topic(
+        &allowed.config(&broker),
+        &allowed.input,
+        ReadUntil::Count(INPUT_RECORDS),
+        PATIENCE,
+    )
+    .await
+    .expect("READ on the topic is enough to read it without a group");
+    assert_eq!(read.len(), INPUT_RECORDS);
 
     let logs = logs();
     for processor in processors {
