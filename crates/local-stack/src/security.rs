@@ -90,7 +90,7 @@ impl fmt::Debug for ScramUser {
 /// listener a user may do only what an ACL allows, except the `admin` (a super user, like the
 /// anonymous principal of the plaintext and controller listeners). `admin` and `users` get
 /// their SCRAM credentials when the log directory is formatted; later users come with
-/// [`KafkaBroker::add_scram_user`](crate::KafkaBroker::add_scram_user).
+/// [`KafkaBroker::add_scram_users`](crate::KafkaBroker::add_scram_users).
 #[derive(Debug, Clone)]
 pub struct SecureListener {
     /// The loopback port of the listener.
