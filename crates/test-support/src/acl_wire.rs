@@ -1,6 +1,6 @@
-//! Kafka's CreateAcls request on the wire, to the plaintext listener's anonymous super user: one
-//! round trip for any number of ACLs, where Kafka's ACL tool is a JVM start (seconds) per
-//! principal, pattern type and operation set.
+//! Kafka's CreateAcls and DescribeAcls requests on the wire, to the plaintext listener's
+//! anonymous super user: one round trip for any number of ACLs, where Kafka's ACL tool is a JVM
+//! start (seconds) per principal, pattern type and operation set.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,8 +8,71 @@ use std::time::Duration;
 
 use local_stack::{Acl, AclOperation, AclResource};
 
-/// CreateAcls, version 1 (the oldest Kafka 4 serves; not yet the flexible encoding).
+/// CreateAcls and DescribeAcls, version 1 (the oldest Kafka 4 serves; not yet the flexible
+/// encoding).
 const CREATE_ACLS: (i16, i16) = (30, 1);
+const DESCRIBE_ACLS: (i16, i16) = (29, 1);
+/// ANY in Kafka's ResourceType, PatternType, AclOperation and AclPermissionType filters.
+const ANY: u8 = 1;
+
+/// One ACL as the protocol carries it: resource type, name, pattern type, principal, operation.
+type WireAcl = (u8, String, u8, String, u8);
+
+fn wire_acl(acl: &Acl) -> WireAcl {
+    let (resource_type, name, pattern_type) = resource(&acl.resource);
+    (
+        resource_type,
+        name.to_owned(),
+        pattern_type,
+        acl.principal.clone(),
+        operation(acl.operation),
+    )
+}
+
+/// Whether the broker's authorizer holds each of `acls` (`present`) or none of them: a
+/// DescribeAcls answer comes from the broker's own copy of the ACLs, which follows the
+/// controller's by a moment after CreateAcls or DeleteAcls returned.
+pub(crate) fn acls_in_force(port: u16, acls: &[Acl], present: bool) -> Result<bool, String> {
+    let mut body = vec![ANY];
+    put_nullable_string(&mut body, None);
+    body.push(ANY);
+    put_nullable_string(&mut body, None);
+    put_nullable_string(&mut body, None);
+    body.extend([ANY, ANY]);
+    let response = exchange(port, DESCRIBE_ACLS, &body).map_err(|error| error.to_string())?;
+    let mut reader = Reader(&response);
+    let _throttle_time_ms = reader.i32()?;
+    let code = reader.i16()?;
+    let message = reader.nullable_string()?;
+    if code != 0 {
+        return Err(format!(
+            "DescribeAcls: error {code} {}",
+            message.unwrap_or_default()
+        ));
+    }
+    let mut held = Vec::new();
+    for _ in 0..reader.i32()? {
+        let resource_type = reader.i8()?;
+        let name = reader.nullable_string()?.unwrap_or_default();
+        let pattern_type = reader.i8()?;
+        for _ in 0..reader.i32()? {
+            let principal = reader.nullable_string()?.unwrap_or_default();
+            let _host = reader.nullable_string()?;
+            let operation = reader.i8()?;
+            let _permission = reader.i8()?;
+            held.push((
+                resource_type,
+                name.clone(),
+                pattern_type,
+                principal,
+                operation,
+            ));
+        }
+    }
+    Ok(acls
+        .iter()
+        .all(|acl| held.contains(&wire_acl(acl)) == present))
+}
 const CORRELATION_ID: i32 = 0x0a_c1_5e;
 
 /// Creates `acls` with one CreateAcls request to the broker on 127.0.0.1:`port`; the error
@@ -18,13 +81,13 @@ pub(crate) fn create_acls(port: u16, acls: &[Acl]) -> Result<(), String> {
     let mut body = Vec::new();
     put_i32(&mut body, len_i32(acls.len()));
     for acl in acls {
-        let (resource_type, name, pattern_type) = resource(&acl.resource);
+        let (resource_type, name, pattern_type, principal, operation) = wire_acl(acl);
         body.push(resource_type);
-        put_string(&mut body, name);
+        put_string(&mut body, &name);
         body.push(pattern_type);
-        put_string(&mut body, &acl.principal);
+        put_string(&mut body, &principal);
         put_string(&mut body, "*");
-        body.push(operation(acl.operation));
+        body.push(operation);
         body.push(ALLOW);
     }
     let response = exchange(port, CREATE_ACLS, &body).map_err(|error| error.to_string())?;
@@ -124,6 +187,13 @@ fn put_i32(buffer: &mut Vec<u8>, value: i32) {
     buffer.extend_from_slice(&value.to_be_bytes());
 }
 
+fn put_nullable_string(buffer: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        Some(value) => put_string(buffer, value),
+        None => buffer.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
+}
+
 fn put_string(buffer: &mut Vec<u8>, value: &str) {
     let len = i16::try_from(value.len()).expect("a name shorter than 32 KiB");
     buffer.extend_from_slice(&len.to_be_bytes());
@@ -141,6 +211,10 @@ impl Reader<'_> {
             .ok_or_else(|| "the response ends early".to_owned())?;
         self.0 = rest;
         Ok(*head)
+    }
+
+    fn i8(&mut self) -> Result<u8, String> {
+        self.take().map(u8::from_be_bytes)
     }
 
     fn i16(&mut self) -> Result<i16, String> {

@@ -13,6 +13,8 @@ use crate::{scratch_dir, unique_name};
 
 /// How long a start may take before the broker answers requests.
 const START_PATIENCE: Duration = Duration::from_secs(90);
+/// How long the broker may take to enforce an ACL change its controller answered.
+const ACL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A single-node Apache Kafka on free loopback ports in a scratch directory, with a SASL_SSL
 /// listener beside its plaintext one; stopped and deleted when dropped.
@@ -127,13 +129,14 @@ impl SecureBroker {
 
     /// Adds ACLs with one CreateAcls request to the plaintext listener (its anonymous super
     /// user): milliseconds for any number, where Kafka's ACL tool takes a JVM start per
-    /// principal and operation set. Blocks briefly.
+    /// principal and operation set. Returns once the broker enforces them. Blocks briefly.
     ///
     /// # Panics
-    /// When the broker refuses one of them.
+    /// When the broker refuses one of them, or does not enforce them within 10 s.
     pub fn grant(&self, acls: &[Acl]) {
         acl_wire::create_acls(self.broker.port(), acls)
             .unwrap_or_else(|error| panic!("adding ACLs failed: {error}"));
+        self.wait_for_acls(acls, true);
     }
 
     /// Removes ACLs with Kafka's own ACL tool, as the admin over SASL_SSL (the way an operator
@@ -145,6 +148,26 @@ impl SecureBroker {
         self.broker
             .remove_acls(&self.tools, acls)
             .unwrap_or_else(|error| panic!("removing ACLs failed: {error:#}"));
+        self.wait_for_acls(acls, false);
+    }
+
+    /// Waits until the broker's authorizer holds every one of `acls` (`present`) or none: it
+    /// follows the controller, which answered the change, by a moment.
+    fn wait_for_acls(&self, acls: &[Acl], present: bool) {
+        let deadline = Instant::now() + ACL_PATIENCE;
+        loop {
+            match acl_wire::acls_in_force(self.broker.port(), acls, present) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(error) => panic!("asking the broker for its ACLs failed: {error}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not {} the ACLs within {ACL_PATIENCE:?}",
+                if present { "enforce" } else { "drop" }
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Creates `(topic, partitions)` pairs with Kafka's own topic tool on the plaintext listener.
