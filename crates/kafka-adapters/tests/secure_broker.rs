@@ -358,7 +358,11 @@ async fn consumer_without_read_on_its_input_is_refused(
 ) {
     let (source, _committer) = processor.consumer(&processor.config(broker));
     let error = refusal(source).await;
-    assert_refused(&error, KafkaErrorCode::TopicAuthorizationFailed, "READ");
+    assert_refused(
+        &error,
+        KafkaErrorCode::TopicAuthorizationFailed,
+        &processor.group,
+    );
 }
 
 /// (b) Without READ on the group the consumer stops with GroupAuthorizationFailed.
@@ -368,7 +372,11 @@ async fn consumer_without_read_on_its_group_is_refused(
 ) {
     let (source, _committer) = processor.consumer(&processor.config(broker));
     let error = refusal(source).await;
-    assert_refused(&error, KafkaErrorCode::GroupAuthorizationFailed, "READ");
+    assert_refused(
+        &error,
+        KafkaErrorCode::GroupAuthorizationFailed,
+        &processor.group,
+    );
 }
 
 /// (b) Without WRITE on the output its record is refused for good (the pipeline dead-letters
@@ -442,13 +450,14 @@ async fn transactional_producer_without_its_transactional_id_is_refused(
 async fn wrong_password_is_refused(broker: &Arc<SecureBroker>, processor: &Processor) {
     let impostor = ScramUser::new(processor.user.name.clone(), "not-the-password");
     let config = with_fast_groups(broker.client_config(&impostor));
+    let group = unique_name("impostor-group");
     let (source, _committer) = kafka_consumer(
         &config,
-        ConsumerSettings::new(unique_name("impostor-group"), vec![processor.input.clone()]),
+        ConsumerSettings::new(&group, vec![processor.input.clone()]),
     )
     .expect("consumer created");
     let error = refusal(source).await;
-    assert_refused(&error, KafkaErrorCode::Authentication, "credentials");
+    assert_refused(&error, KafkaErrorCode::Authentication, &group);
     let logs = logs();
     assert!(
         logs.contains("SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"),
@@ -498,12 +507,17 @@ async fn refusal(mut source: KafkaRecordSource) -> AdapterError {
     }
 }
 
-fn assert_refused(error: &AdapterError, code: KafkaErrorCode, hint: &str) {
+/// `error` is the consumer of `group` refused with `code`, and says so.
+fn assert_refused(error: &AdapterError, code: KafkaErrorCode, group: &str) {
     assert!(
         matches!(error, AdapterError::ConsumerRefused { code: refused, .. } if *refused == code),
         "expected a refusal with {code:?}, got: {error}"
     );
-    assert!(error.to_string().contains(hint), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains(group) && text.contains(&code.to_string()),
+        "{text}"
+    );
     assert!(!error.is_retriable());
 }
 
