@@ -11,7 +11,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{debug, error, info, warn};
 
 /// How to reach the cluster, plus any librdkafka property.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Its `Debug` output shows the value of a secret property (see [`is_secret_property`]) as
+/// `<redacted>`, so a configuration can be logged.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct KafkaConfig {
     /// `host:port[,host:port…]`.
     pub bootstrap_servers: String,
@@ -49,6 +52,44 @@ impl KafkaConfig {
         }
         config
     }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(key, value)| {
+                let shown = if is_secret_property(key) {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                (key.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &properties)
+            .finish()
+    }
+}
+
+/// Whether the value of librdkafka property `key` is a secret that must not be logged:
+/// passwords (`sasl.password`, `ssl.key.password`, `ssl.keystore.password`), secrets
+/// (`sasl.oauthbearer.client.secret`), inline private keys (`ssl.key.pem`) and configurations
+/// that may carry either (`sasl.jaas.config`, `sasl.oauthbearer.config`).
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "key.pem",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|marker| key.contains(marker))
 }
 
 /// What the group consumer reads and how it hands records over.
@@ -174,6 +215,32 @@ mod tests {
                 LIBRDKAFKA_MESSAGE_MAX_BYTES.to_string()
             );
         }
+    }
+
+    #[test]
+    fn secret_properties_never_show_in_debug_output() {
+        let config = KafkaConfig::new("127.0.0.1:9093")
+            .with("security.protocol", "SASL_SSL")
+            .with("sasl.username", "processor")
+            .with("sasl.password", "pw-sasl-1")
+            .with("ssl.key.password", "pw-key-2")
+            .with("sasl.oauthbearer.client.secret", "pw-oauth-3")
+            .with("SSL.KEYSTORE.PASSWORD", "pw-store-4")
+            .with("ssl.key.pem", "pw-pem-5");
+        let shown = format!("{config:?}");
+        for secret in [
+            "pw-sasl-1",
+            "pw-key-2",
+            "pw-oauth-3",
+            "pw-store-4",
+            "pw-pem-5",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for visible in ["127.0.0.1:9093", "SASL_SSL", "processor", "sasl.password"] {
+            assert!(shown.contains(visible), "{visible} missing from {shown}");
+        }
+        assert!(!is_secret_property("ssl.ca.location") && !is_secret_property("sasl.username"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig};
 use crate::config::{log_client_error, log_librdkafka};
-use crate::error::{AdapterError, code_of, transaction_error};
+use crate::error::{AdapterError, code_of, is_access_refusal_code, transaction_error};
 use crate::producer::SinkCtx;
 use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
 use crate::types::{CommitPosition, InboundRecord, TopicPartition};
@@ -506,6 +506,18 @@ impl ConsumerCtx {
             KafkaError::MessageConsumptionFatal(code) => {
                 self.flush_pending();
                 self.deliver(Err(AdapterError::ConsumerFatal {
+                    group_id: self.group_id.to_string(),
+                    code,
+                }));
+                false
+            }
+            // librdkafka retries these for ever while the source yields nothing: a consumer
+            // without access would idle silently. Stop with the reason instead.
+            KafkaError::MessageConsumption(code) | KafkaError::Global(code)
+                if is_access_refusal_code(code) =>
+            {
+                self.flush_pending();
+                self.deliver(Err(AdapterError::ConsumerRefused {
                     group_id: self.group_id.to_string(),
                     code,
                 }));

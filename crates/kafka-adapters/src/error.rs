@@ -53,6 +53,23 @@ pub enum AdapterError {
         code: KafkaErrorCode,
     },
 
+    /// The cluster refused the consumer: its credentials (authentication) or an ACL it needs
+    /// (READ on a subscribed topic or on the group). librdkafka would retry for ever; the
+    /// consumer stops instead, as Kafka's Java consumer throws from `poll`, so a process without
+    /// access fails with this message instead of idling.
+    #[error(
+        "the Kafka consumer of group `{group_id}` was refused by the cluster ({code}); it has \
+         stopped. Check its credentials (sasl.username, sasl.password, sasl.mechanism, \
+         security.protocol) and that its user may READ the subscribed topics and the group \
+         (docs/OPERATIONS.md, \"Broker security\")"
+    )]
+    ConsumerRefused {
+        /// The consumer group.
+        group_id: String,
+        /// librdkafka's or the broker's error code (see [`is_access_refusal_code`]).
+        code: KafkaErrorCode,
+    },
+
     /// The consumer has closed: its source was dropped or closed, or it failed fatally.
     #[error(
         "the Kafka consumer of group `{group_id}` is closed; commits must happen before the \
@@ -238,6 +255,7 @@ impl AdapterError {
             Self::ClientCreation { .. }
             | Self::Subscribe { .. }
             | Self::ConsumerFatal { .. }
+            | Self::ConsumerRefused { .. }
             | Self::ConsumerClosed { .. }
             | Self::CreateTopic { .. }
             | Self::UnknownTopic { .. }
@@ -303,6 +321,7 @@ impl AdapterError {
             | Self::Delivery { code, .. }
             | Self::TopicRequest { code, .. }
             | Self::ConsumerFatal { code, .. }
+            | Self::ConsumerRefused { code, .. }
             | Self::CreateTopic { code, .. }
             | Self::Transaction { code, .. } => Some(*code),
             Self::ClientCreation { source, .. }
@@ -359,6 +378,22 @@ pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
             | C::ThrottlingQuotaExceeded
             // Another record of the same batch was invalid; this one was not written but is fine.
             | C::InvalidDifferentRecord
+    )
+}
+
+/// Whether `code` says the cluster refuses this client for good: authentication failed
+/// (credentials, SASL mechanism) or an ACL is missing (topic, group, transactional id,
+/// cluster). Retrying only repeats the refusal until an operator changes credentials or ACLs.
+pub fn is_access_refusal_code(code: KafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed
     )
 }
 
@@ -515,6 +550,27 @@ mod tests {
             code: RDKafkaErrorCode::MessageSizeTooLarge,
         };
         assert!(enqueue.refuses_record() && enqueue.is_record_too_large());
+    }
+
+    #[test]
+    fn access_refusals_are_authentication_and_authorization_failures_only() {
+        for code in [
+            RDKafkaErrorCode::Authentication,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::GroupAuthorizationFailed,
+        ] {
+            assert!(
+                is_access_refusal_code(code) && !is_retriable_code(code),
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ] {
+            assert!(!is_access_refusal_code(code), "{code:?}");
+        }
     }
 
     #[test]

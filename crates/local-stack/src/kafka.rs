@@ -1,6 +1,7 @@
 //! A single-node Apache Kafka in KRaft mode (broker and controller in one JVM) on loopback.
 
 use crate::daemon::{Daemon, ensure_port_free, port_answers, wait_until};
+use crate::security::{self, Acl, ScramUser, SecureListener};
 use crate::tools::Tools;
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
@@ -42,14 +43,15 @@ rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = STDERR
 ";
 
-/// One broker: its ports, its directory (configuration, data, pid and log files) and any extra
-/// `server.properties` lines.
+/// One broker: its ports, its directory (configuration, data, pid and log files), any extra
+/// `server.properties` lines and, optionally, a secure listener.
 #[derive(Debug, Clone)]
 pub struct KafkaBroker {
     dir: PathBuf,
     port: u16,
     controller_port: u16,
     extra_properties: Vec<(String, String)>,
+    security: Option<SecureListener>,
 }
 
 impl KafkaBroker {
@@ -61,7 +63,19 @@ impl KafkaBroker {
             port,
             controller_port,
             extra_properties: Vec::new(),
+            security: None,
         }
+    }
+
+    /// Adds a SASL_SSL listener (TLS + SCRAM-SHA-512) on `listener.port`, turns on the standard
+    /// authorizer with no access without an ACL, and makes `listener.admin` a super user. The
+    /// TLS certificates are generated at the first start ([`KafkaBroker::ca_file`] is the CA to
+    /// trust). The plaintext and controller listeners stay open to the anonymous super user:
+    /// the broker talks to itself there, and so does the operator's tooling.
+    #[must_use]
+    pub fn with_security(mut self, listener: SecureListener) -> Self {
+        self.security = Some(listener);
+        self
     }
 
     /// Adds or overrides one `server.properties` entry.
@@ -80,6 +94,102 @@ impl KafkaBroker {
     /// The client port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `127.0.0.1:<port>` of the SASL_SSL listener, when the broker has one.
+    pub fn secure_bootstrap(&self) -> Option<String> {
+        self.security
+            .as_ref()
+            .map(|listener| format!("127.0.0.1:{}", listener.port))
+    }
+
+    /// The CA certificate (PEM) that signed the secure listener's certificate; written at the
+    /// first start. librdkafka's `ssl.ca.location`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.tls_dir().join(security::CA_PEM)
+    }
+
+    /// The Java client properties of the secure listener's admin (Kafka tools'
+    /// `--command-config`); written at each start.
+    pub fn admin_properties_file(&self) -> PathBuf {
+        self.dir.join("admin-client.properties")
+    }
+
+    /// One of Kafka's command-line tools (`main_class`), connected to the secure listener as its
+    /// admin.
+    ///
+    /// # Errors
+    /// When the broker has no secure listener.
+    pub fn secure_tool(&self, tools: &Tools, main_class: &str) -> Result<Command> {
+        let Some(bootstrap) = self.secure_bootstrap() else {
+            bail!("the broker has no secure listener; build it `with_security`");
+        };
+        let mut command = tools.kafka_command(main_class, &self.tools_log4j());
+        command
+            .args(["--bootstrap-server", &bootstrap])
+            .arg("--command-config")
+            .arg(self.admin_properties_file());
+        Ok(command)
+    }
+
+    /// Creates (or changes the password of) SCRAM users through the secure listener's admin, all
+    /// at once.
+    ///
+    /// # Errors
+    /// When the broker has no secure listener, a credential cannot be expressed, or Kafka's
+    /// config tool fails.
+    pub fn add_scram_users(&self, tools: &Tools, users: &[ScramUser]) -> Result<()> {
+        let commands = users
+            .iter()
+            .map(|user| {
+                let mut command =
+                    self.secure_tool(tools, "org.apache.kafka.tools.ConfigCommand")?;
+                command
+                    .args([
+                        "--alter",
+                        "--entity-type",
+                        "users",
+                        "--entity-name",
+                        &user.name,
+                    ])
+                    .args(["--add-config", &user.credential_for_config()?]);
+                Ok((format!("adding SCRAM user {}", user.name), command))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        security::run_all(commands)
+    }
+
+    /// Adds ACLs through the secure listener's admin, all at once.
+    ///
+    /// # Errors
+    /// When the broker has no secure listener or Kafka's ACL tool fails.
+    pub fn add_acls(&self, tools: &Tools, acls: &[Acl]) -> Result<()> {
+        self.change_acls(tools, acls, true)
+    }
+
+    /// Removes ACLs through the secure listener's admin, all at once.
+    ///
+    /// # Errors
+    /// When the broker has no secure listener or Kafka's ACL tool fails.
+    pub fn remove_acls(&self, tools: &Tools, acls: &[Acl]) -> Result<()> {
+        self.change_acls(tools, acls, false)
+    }
+
+    fn change_acls(&self, tools: &Tools, acls: &[Acl], add: bool) -> Result<()> {
+        let commands = security::acl_tool_runs(acls, add)
+            .into_iter()
+            .map(|arguments| {
+                let mut command = self.secure_tool(tools, "org.apache.kafka.tools.AclCommand")?;
+                let what = format!("kafka-acls {}", arguments.join(" "));
+                command.args(arguments);
+                Ok((what, command))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        security::run_all(commands)
+    }
+
+    fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
     }
 
     /// The pid and log files.
@@ -115,6 +225,18 @@ impl KafkaBroker {
             "Kafka controller",
             "EP_KAFKA_CONTROLLER_PORT",
         )?;
+        if let Some(listener) = &self.security {
+            ensure_port_free(
+                listener.port,
+                "Kafka SASL_SSL listener",
+                "SecureListener::port",
+            )?;
+            let ca_file = security::ensure_certificates(&self.tls_dir())?;
+            std::fs::write(
+                self.admin_properties_file(),
+                SecureListener::java_client_properties(&listener.admin, &ca_file),
+            )?;
+        }
         let properties = self.dir.join("server.properties");
         std::fs::write(&properties, self.server_properties())?;
         std::fs::write(self.dir.join("log4j2-broker.properties"), BROKER_LOG4J)?;
@@ -136,7 +258,10 @@ impl KafkaBroker {
             .arg("kafka.Kafka")
             .arg(&properties);
         daemon.spawn(&mut command)?;
-        wait_until(&daemon, Duration::from_secs(60), || port_answers(self.port))
+        let secure_port = self.security.as_ref().map(|listener| listener.port);
+        wait_until(&daemon, Duration::from_secs(60), || {
+            port_answers(self.port) && secure_port.is_none_or(port_answers)
+        })
     }
 
     /// Stops the broker cleanly (SIGTERM, SIGKILL after 30 s). Returns whether it was running.
@@ -235,6 +360,10 @@ impl KafkaBroker {
             .kafka_command("kafka.tools.StorageTool", &log4j)
             .args(["format", "--ignore-formatted", "-t", &cluster_id, "-c"])
             .arg(properties)
+            .args(match &self.security {
+                Some(listener) => listener.format_arguments()?,
+                None => Vec::new(),
+            })
             .output()
             .context("cannot run Kafka's storage tool")?;
         if !output.status.success() {
@@ -292,6 +421,20 @@ impl KafkaBroker {
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
+        if let Some(listener) = &self.security {
+            for (key, value) in &mut properties {
+                match key.as_str() {
+                    "listeners" | "advertised.listeners" => {
+                        *value = format!("{value},{}", listener.listener());
+                    }
+                    "listener.security.protocol.map" => {
+                        *value = format!("{value},{}", SecureListener::protocol_mapping());
+                    }
+                    _ => {}
+                }
+            }
+            properties.extend(listener.server_properties(&self.tls_dir()));
+        }
         for (key, value) in &self.extra_properties {
             properties.retain(|(existing, _)| existing != key);
             properties.push((key.clone(), value.clone()));

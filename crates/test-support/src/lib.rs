@@ -13,7 +13,8 @@
 //!
 //! Tests of binaries run them with [`run_to_completion`]. With the `kafka` feature, tests also
 //! get broker helpers ([`create_topics`], [`produce_and_wait`], [`header`]) built on
-//! `kafka-adapters`, a broker of their own to crash and restart ([`OwnBroker`]), and a TCP proxy
+//! `kafka-adapters`, a broker of their own to crash and restart ([`OwnBroker`]), one with a
+//! SASL_SSL listener and ACLs enforced ([`SecureBroker`]), and a TCP proxy
 //! to cut a connection to a shared server ([`TcpProxy`]); the feature keeps librdkafka out of the
 //! pure crates' test builds.
 
@@ -28,6 +29,14 @@ pub use kafka::{BatchProducer, create_topics, header, produce_and_wait};
 mod own_stack;
 #[cfg(feature = "kafka")]
 pub use own_stack::OwnBroker;
+#[cfg(feature = "kafka")]
+mod acl_wire;
+#[cfg(feature = "kafka")]
+mod secure;
+#[cfg(feature = "kafka")]
+pub use local_stack::{Acl, AclOperation, AclResource, ScramUser};
+#[cfg(feature = "kafka")]
+pub use secure::SecureBroker;
 #[cfg(feature = "kafka")]
 mod proxy;
 #[cfg(feature = "kafka")]

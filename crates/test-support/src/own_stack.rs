@@ -49,7 +49,7 @@ impl OwnBroker {
         let tools =
             Tools::ensure().unwrap_or_else(|error| panic!("Kafka is not available: {error:#}"));
         let dir = scratch_dir(&format!("broker-{name}"));
-        let (port, controller_port) = two_free_ports();
+        let [port, controller_port] = free_ports();
         // After a crash the controller refuses the restarted broker's registration until the
         // session of the killed one expired (9 s by default): heartbeats every 0.5 s and a 3 s
         // session make a restart take a few seconds instead of twelve.
@@ -158,22 +158,23 @@ impl Drop for OwnBroker {
     }
 }
 
-/// Two distinct loopback ports nothing listens on: both are held while the second is picked, so
-/// they cannot be the same port.
-fn two_free_ports() -> (u16, u16) {
-    let bind = || {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| Ok((listener.local_addr()?.port(), listener)))
-            .expect("a free loopback port")
-    };
-    let (first, _held) = bind();
-    let (second, _also_held) = bind();
-    (first, second)
+/// `N` distinct loopback ports nothing listens on: all are held while the next is picked, so
+/// no two are the same port.
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|index| {
+        held[index]
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
+    })
 }
 
 /// Whether a Kafka broker on 127.0.0.1:`port` answers an ApiVersions request (version 0, which
 /// every broker answers, with an error code if it no longer supports it).
-fn answers_api_versions(port: u16) -> bool {
+pub(crate) fn answers_api_versions(port: u16) -> bool {
     const CORRELATION_ID: i32 = 0x0e_b0_0c;
     let exchange = || -> std::io::Result<bool> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -206,14 +207,14 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn two_free_ports_differ() {
-        let (first, second) = two_free_ports();
-        assert_ne!(first, second);
+    fn free_ports_differ() {
+        let [first, second, third] = free_ports();
+        assert!(first != second && second != third && first != third);
     }
 
     #[test]
     fn a_port_without_a_broker_does_not_answer() {
-        let (port, _) = two_free_ports();
+        let [port] = free_ports();
         assert!(!answers_api_versions(port));
     }
 
