@@ -16,4 +16,4 @@ pub use process::{
     run_tool, start_runtime,
 };
 pub use report::one_line;
-pub use secrets::{is_secret_property, read_properties_file, shown_property};
+pub use secrets::{read_properties_file, shown_property};

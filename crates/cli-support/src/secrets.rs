@@ -1,5 +1,5 @@
 //! Secrets that must not show in `ps` or in logs: librdkafka properties read from a file, and
-//! which property values to hide when settings are printed.
+//! property values hidden when settings are printed.
 
 use std::path::Path;
 
@@ -33,25 +33,10 @@ pub fn read_properties_file(path: &Path) -> Result<Vec<(String, String)>> {
     Ok(properties)
 }
 
-/// Whether a librdkafka property's value is a secret (passwords, keys, tokens, client secrets):
-/// printed as `<redacted>` wherever settings are shown.
-pub fn is_secret_property(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "token",
-        "ssl.key.pem",
-        "private.key",
-        "jaas.config",
-    ]
-    .iter()
-    .any(|marker| key.contains(marker))
-}
-
-/// `value`, or `<redacted>` when `key` names a secret (see [`is_secret_property`]).
+/// `value`, or `<redacted>` when `key` names a secret (see
+/// [`kafka_adapters::is_secret_property`], the one rule for what is secret).
 pub fn shown_property<'a>(key: &str, value: &'a str) -> &'a str {
-    match is_secret_property(key) {
+    match kafka_adapters::is_secret_property(key) {
         true => "<redacted>",
         false => value,
     }
