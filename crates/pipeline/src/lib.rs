@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+mod authentication;
 mod config;
 mod counts;
 mod dead_letter;
@@ -17,6 +18,7 @@ mod retry_queue;
 mod routing;
 mod stats;
 
+pub use authentication::{AuthenticationMode, SigningClock, TenantAuthentication};
 pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy, record_bytes};
 pub use dead_letter::{headers as dead_letter_headers, value_sha256};
 pub use pipeline::{PipelineParts, RunSummary, run};

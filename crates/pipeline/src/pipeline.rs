@@ -492,6 +492,12 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 }
             }
         };
+        if let Some(kind) = plan.authentication_failure {
+            self.stats
+                .authentication_failures
+                .counter(kind)
+                .fetch_add(1, Relaxed);
+        }
         let tp = offset_tracker::TopicPartition {
             topic: Arc::clone(&record.topic),
             partition: record.partition,

@@ -1,6 +1,7 @@
 //! What one input record turns into: the synchronous heart of the pipeline, with no I/O, no
 //! clock and no runtime (the loop hands it the time), so it is tested on its own.
 
+use crate::authentication::AuthenticationMode;
 use crate::config::{PipelineConfig, record_bytes};
 use crate::dead_letter::dead_letter_record;
 use crate::routing::RoutingSnapshot;
@@ -19,6 +20,9 @@ pub(crate) struct Plan {
     /// The event's own timestamp when it is routed (for the end-to-end latency); `None` for a
     /// dead letter.
     pub(crate) event_timestamp_ms: Option<i64>,
+    /// Why the event's signature did not verify ([`tenant_auth::AuthFailure::kind`]), when
+    /// tenant authentication is on and it did not.
+    pub(crate) authentication_failure: Option<&'static str>,
 }
 
 /// A record's writer schema is not in the decoder's cache yet: load it, then plan again.
@@ -105,6 +109,30 @@ impl Planner {
         };
         let event = decoded.view();
         let snapshot = Arc::clone(&self.snapshot);
+        // The identity the event claims is what the policy judges: check it first.
+        let mut authentication_failure = None;
+        if let Some(authentication) = snapshot.authentication()
+            && let Err(failure) = authentication.verify(
+                &event,
+                record.key.as_deref(),
+                value,
+                &record.headers,
+                record.timestamp_ms,
+                now_ms,
+            )
+        {
+            debug!(%failure, topic = %record.topic, partition = record.partition, offset = record.offset, "Tenant signature did not verify.");
+            authentication_failure = Some(failure.kind());
+            if authentication.mode == AuthenticationMode::Enforce {
+                let reason = DeadLetterReason::Unauthenticated {
+                    detail: failure.to_string(),
+                };
+                let schema_id = input_schema_id(record);
+                let mut plan = self.dead_letter_plan(record, &reason, schema_id);
+                plan.authentication_failure = authentication_failure;
+                return Ok(plan);
+            }
+        }
         let decision = snapshot.router().decide_for(
             event.origin_service_type,
             event.origin_service_id,
@@ -114,7 +142,9 @@ impl Planner {
             Decision::Route(targets) => targets,
             Decision::DeadLetter(reason) => {
                 let schema_id = input_schema_id(record);
-                return Ok(self.dead_letter_plan(record, &reason, schema_id));
+                let mut plan = self.dead_letter_plan(record, &reason, schema_id);
+                plan.authentication_failure = authentication_failure;
+                return Ok(plan);
             }
         };
         let mut outputs = self.take_spare_outputs();
@@ -136,6 +166,7 @@ impl Planner {
         Ok(Plan {
             outputs,
             event_timestamp_ms: Some(event.event_timestamp),
+            authentication_failure,
         })
     }
 
@@ -214,6 +245,7 @@ impl Planner {
         Plan {
             outputs,
             event_timestamp_ms: None,
+            authentication_failure: None,
         }
     }
 }
@@ -389,5 +421,123 @@ mod tests {
             );
             assert_eq!(dead_letter.key.as_deref(), Some(&b"key-1"[..]));
         }
+    }
+
+    const KEYS: &str = r#"
+        [[key]]
+        id = "marketing-1"
+        service_type = "MARKETING"
+        secret = "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
+        [[key]]
+        id = "logistics-1"
+        service_type = "LOGISTICS"
+        secret = "a1c3e5f7092b4d6f8a0c2e4f6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4f"
+    "#;
+
+    fn authenticating_planner(mode: crate::AuthenticationMode) -> Planner {
+        use tenant_auth::{Freshness, KeyRing, Verifier};
+        let ring = KeyRing::from_toml_str(KEYS).expect("valid key file");
+        let authentication = crate::TenantAuthentication {
+            mode,
+            verifier: Arc::new(Verifier::new(ring, Freshness::default())),
+            clock: crate::SigningClock::WallClock,
+        };
+        let mut planner = planner();
+        let snapshot = RoutingSnapshot::with_output_schema(
+            Router::from_toml_str(ROUTING).expect("valid routing"),
+            OUTPUT_SCHEMA,
+        )
+        .with_authentication(Some(Arc::new(authentication)));
+        planner.install(Arc::new(snapshot));
+        planner
+    }
+
+    /// `input` signed by key `key_id` (secret of `secret_hex`) as `service_type:service_id`.
+    fn signed(
+        mut input: InboundRecord,
+        key_id: &str,
+        secret_hex: &str,
+        identity: (&str, &str),
+    ) -> InboundRecord {
+        use tenant_auth::{Secret, Signer, TenantIdentity};
+        let signer = Signer::new(
+            key_id,
+            Secret::from_hex(secret_hex).expect("hex secret"),
+            TenantIdentity::new(identity.0, identity.1).expect("valid identity"),
+        )
+        .expect("valid signer");
+        let value = input.payload.clone().expect("a value");
+        let headers = signer.sign(input.key.as_deref(), &value, NOW_MS - 1_000);
+        input.headers.extend(
+            headers
+                .into_pairs()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+        input
+    }
+
+    const MARKETING_SECRET: &str =
+        "0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
+
+    #[test]
+    fn enforced_authentication_routes_signed_events_and_dead_letters_the_rest() {
+        let mut planner = authenticating_planner(crate::AuthenticationMode::Enforce);
+        let genuine = signed(
+            record(framed(&event("MARKETING", "FINANCE"))),
+            "marketing-1",
+            MARKETING_SECRET,
+            ("MARKETING", "MARKETING-1"),
+        );
+        // Signed by MARKETING's key, but the event claims to be LOGISTICS.
+        let spoofed = signed(
+            record(framed(&event("LOGISTICS", "FINANCE"))),
+            "marketing-1",
+            MARKETING_SECRET,
+            ("MARKETING", "MARKETING-1"),
+        );
+        // Signed, then the value edited.
+        let mut tampered = genuine.clone();
+        if let Some(value) = tampered.payload.as_mut() {
+            let last = value.len() - 1;
+            value[last] ^= 1;
+        }
+        let unsigned = record(framed(&event("MARKETING", "FINANCE")));
+
+        let Ok(plan) = planner.plan(&mut genuine.clone(), NOW_MS) else {
+            panic!("loaded");
+        };
+        assert_eq!(plan.authentication_failure, None);
+        assert_eq!(plan.outputs.len(), 2, "routed to both targets");
+        assert!(plan.outputs.iter().all(|(_, code)| code.is_none()));
+
+        for (mut input, kind) in [
+            (spoofed, "identity-mismatch"),
+            (tampered, "bad-signature"),
+            (unsigned, "missing-signature"),
+        ] {
+            let Ok(plan) = planner.plan(&mut input, NOW_MS) else {
+                panic!("{kind}: loaded");
+            };
+            assert_eq!(plan.authentication_failure, Some(kind));
+            assert_eq!(plan.outputs.len(), 1, "{kind}");
+            let (dead_letter, code) = &plan.outputs[0];
+            assert_eq!(*code, Some("unauthenticated"), "{kind}");
+            assert_eq!(
+                header(dead_letter, headers::REASON),
+                Some(&b"unauthenticated"[..])
+            );
+        }
+    }
+
+    #[test]
+    fn observed_authentication_routes_everything_and_reports_failures() {
+        let mut planner = authenticating_planner(crate::AuthenticationMode::Observe);
+        let mut unsigned = record(framed(&event("MARKETING", "FINANCE")));
+        let Ok(plan) = planner.plan(&mut unsigned, NOW_MS) else {
+            panic!("loaded");
+        };
+        assert_eq!(plan.authentication_failure, Some("missing-signature"));
+        assert_eq!(plan.outputs.len(), 2, "routed as before");
+        assert!(plan.outputs.iter().all(|(_, code)| code.is_none()));
     }
 }

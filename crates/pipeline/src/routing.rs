@@ -2,6 +2,7 @@
 //! against the registry before the snapshot is used (so a reload never swaps in a half-ready table).
 
 use crate::PipelineError;
+use crate::authentication::TenantAuthentication;
 use avro_codec::{OutputEncoder, PROCESSOR_TO_CONSUMER_SCHEMA, SchemaRegistry};
 use router_core::Router;
 use std::collections::HashMap;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 pub struct RoutingSnapshot {
     router: Router,
     outputs: HashMap<String, PreparedOutput>,
+    /// `None`: events are trusted to be from whom they claim (`authentication.mode = "none"`).
+    authentication: Option<Arc<TenantAuthentication>>,
 }
 
 #[derive(Debug)]
@@ -62,7 +65,26 @@ impl RoutingSnapshot {
                 },
             );
         }
-        Ok(Self { router, outputs })
+        Ok(Self {
+            router,
+            outputs,
+            authentication: None,
+        })
+    }
+
+    /// This snapshot, checking tenant signatures as `authentication` says (`None`: not at all).
+    #[must_use]
+    pub fn with_authentication(
+        mut self,
+        authentication: Option<Arc<TenantAuthentication>>,
+    ) -> Self {
+        self.authentication = authentication;
+        self
+    }
+
+    /// The tenant authentication in force, if any.
+    pub fn authentication(&self) -> Option<&TenantAuthentication> {
+        self.authentication.as_deref()
     }
 
     /// The router of this snapshot.
@@ -93,6 +115,10 @@ impl RoutingSnapshot {
                 (target.topic.clone(), prepared)
             })
             .collect();
-        Self { router, outputs }
+        Self {
+            router,
+            outputs,
+            authentication: None,
+        }
     }
 }

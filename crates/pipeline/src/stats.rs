@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Dead-letter reason codes, in the order of [`PipelineStats::dead_lettered`].
-pub const DEAD_LETTER_CODES: [&str; 7] = [
+pub const DEAD_LETTER_CODES: [&str; 8] = [
     "unknown-destination",
     "unauthorized",
     "undecodable",
@@ -12,6 +12,7 @@ pub const DEAD_LETTER_CODES: [&str; 7] = [
     "too-large",
     "missing-value",
     "refused",
+    "unauthenticated",
 ];
 
 /// Live figures of one pipeline; cheap to update from the hot path (relaxed atomics).
@@ -57,9 +58,13 @@ pub struct PipelineStats {
     pub transactions_committed: AtomicU64,
     /// Transactions aborted (exactly-once mode): their records are read and routed again.
     pub transactions_aborted: AtomicU64,
+    /// Events whose tenant signature did not verify, per `tenant_auth::AuthFailure::kind`
+    /// (with `authentication.mode` `observe` they were routed anyway, with `hmac`
+    /// dead-lettered as `unauthenticated`).
+    pub authentication_failures: TopicCounters,
 }
 
-/// Counters keyed by topic name. Finding or adding a counter takes a lock, so the pipeline does
+/// Counters keyed by a name (a topic, a failure kind). Finding or adding a counter takes a lock, so the pipeline does
 /// it when it installs a routing table, and keeps the `Arc` handles for its hot path.
 #[derive(Debug, Default)]
 pub struct TopicCounters {
