@@ -119,6 +119,10 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
 
     // Configuration mistakes found here are refusals (exit 2), as in `Settings::load`.
     let (router, routing_text) = settings.load_router().map_err(refuse)?;
+    let key_file_text = settings.read_key_file().map_err(refuse)?;
+    let authentication = settings
+        .tenant_authentication(key_file_text.as_deref())
+        .map_err(refuse)?;
     let registry = CachedRegistry::new(
         HttpSchemaRegistry::new(settings.registry_config().map_err(refuse)?)
             .context("cannot create the schema registry client")
@@ -152,7 +156,7 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
     };
     let mut stopped = shutdown.clone();
     let snapshot = tokio::select! {
-        prepared = prepared => prepared?.1,
+        prepared = prepared => prepared?.1.with_authentication(authentication),
         _ = stopped.wait_for(|stop| *stop) => {
             info!("Stopped during start-up: nothing was read or committed.");
             ops.set_phase(Phase::Stopping);
@@ -180,7 +184,7 @@ async fn run(settings: Settings, prototype: bool) -> Result<()> {
                 ),
                 updates: routing_updates,
                 ops: Arc::clone(&ops),
-                applied: reload::fingerprint(&text),
+                applied: reload::fingerprint(&text, key_file_text.as_deref()),
             };
             background.push(tokio::spawn(reloader.run(hangup)));
         }

@@ -21,6 +21,17 @@ pub fn run(settings: &Settings) -> ExitCode {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
+    let authentication = settings
+        .read_key_file()
+        .and_then(|keys| settings.tenant_authentication(keys.as_deref()));
+    let tenant_keys = match authentication {
+        Ok(Some(authentication)) => authentication.verifier.key_ring().len(),
+        Ok(None) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     let kafka = &settings.kafka;
     let http = match settings.http.enabled {
         true => settings.http.listen.clone(),
@@ -55,6 +66,11 @@ pub fn run(settings: &Settings) -> ExitCode {
                 .map_or_else(|| "unset".to_owned(), |path| path.display().to_string()),
         ),
         ("routing.version", format!("{:016x}", router.version())),
+        (
+            "authentication.mode",
+            format!("{:?}", settings.authentication.mode).to_lowercase(),
+        ),
+        ("authentication.keys", tenant_keys.to_string()),
         (
             "pipeline.drain_timeout_ms",
             settings.pipeline.drain_timeout_ms.to_string(),

@@ -76,6 +76,13 @@ impl Collector for ProcessorCollector {
                 .enumerate()
                 .map(|(index, reason)| (*reason, stats.dead_lettered[index].load(Relaxed))),
         )?;
+        counter_by(
+            &mut encoder,
+            "authentication_failures",
+            "Events whose tenant signature did not verify, per failure kind (authentication.mode observe: routed anyway; hmac: dead-lettered as unauthenticated).",
+            "kind",
+            stats.authentication_failures.snapshot(),
+        )?;
         counter(
             &mut encoder,
             "produce_retries",
@@ -291,6 +298,10 @@ mod tests {
             .counter("processor.to.finance")
             .store(1_000, Relaxed);
         stats.count_dead_letter("unauthorized");
+        stats
+            .authentication_failures
+            .counter("identity-mismatch")
+            .fetch_add(3, Relaxed);
         stats.end_to_end_latency.observe_ms(7);
         stats.end_to_end_latency.observe_ms(70_000);
         stats.routing_version.store(0xabc, Relaxed);
@@ -316,6 +327,8 @@ mod tests {
             "event_processor_events_routed_total{topic=\"processor.to.finance\"} 1000",
             "event_processor_events_dead_lettered_total{reason=\"unauthorized\"} 1",
             "event_processor_events_dead_lettered_total{reason=\"too-large\"} 0",
+            "event_processor_events_dead_lettered_total{reason=\"unauthenticated\"} 0",
+            "event_processor_authentication_failures_total{kind=\"identity-mismatch\"} 3",
             "event_processor_end_to_end_latency_seconds_bucket{le=\"0.01\"} 1",
             "event_processor_end_to_end_latency_seconds_bucket{le=\"60\"} 1",
             "event_processor_end_to_end_latency_seconds_bucket{le=\"+Inf\"} 2",

@@ -86,34 +86,30 @@ impl<A: TopicAdmin, R: SchemaRegistry> Reloader<A, R> {
                 },
                 _ = tick(&mut poll) => Trigger::FileChanged,
             };
-            let text = match tokio::fs::read_to_string(&self.path).await {
-                Ok(text) => text,
+            let sources = match self.read_sources().await {
+                Ok(sources) => sources,
                 Err(error) => {
                     let fingerprint = u64::MAX;
                     if matches!(trigger, Trigger::Signal) || rejected != Some(fingerprint) {
                         rejected = Some(fingerprint);
-                        self.reject(
-                            trigger,
-                            &anyhow::Error::new(error)
-                                .context(format!("cannot read {}", self.path.display())),
-                        );
+                        self.reject(trigger, &error);
                     }
                     continue;
                 }
             };
-            let fingerprint = fingerprint(&text);
+            let fingerprint = fingerprint(&sources.routing, sources.keys.as_deref());
             if let Trigger::FileChanged = trigger {
                 if fingerprint == self.applied || Some(fingerprint) == rejected {
                     continue;
                 }
                 tokio::time::sleep(SETTLE).await;
-                match tokio::fs::read_to_string(&self.path).await {
-                    Ok(again) if again == text => {}
+                match self.read_sources().await {
+                    Ok(again) if again == sources => {}
                     _ => continue,
                 }
             }
             let started = std::time::Instant::now();
-            match self.prepare(&text).await {
+            match self.prepare(&sources).await {
                 Ok(snapshot) => {
                     rejected = None;
                     self.applied = fingerprint;
@@ -127,17 +123,41 @@ impl<A: TopicAdmin, R: SchemaRegistry> Reloader<A, R> {
         }
     }
 
-    /// Everything that can fail, before anything changes.
-    async fn prepare(&self, text: &str) -> Result<RoutingSnapshot> {
-        let router = Router::from_toml_str(text).context("invalid routing table")?;
-        crate::startup::ensure_topics(&self.admin, &router, &self.settings).await?;
-        RoutingSnapshot::resolve(router, &self.registry, self.settings.registry.auto_register)
+    /// The routing file and, with tenant authentication, the key file.
+    async fn read_sources(&self) -> Result<Sources> {
+        let routing = tokio::fs::read_to_string(&self.path)
             .await
-            .context("cannot prepare the output schemas")
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        let keys = match &self.settings.authentication.key_file {
+            Some(path) => Some(
+                tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("cannot read the key file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Sources { routing, keys })
+    }
+
+    /// Everything that can fail, before anything changes.
+    async fn prepare(&self, sources: &Sources) -> Result<RoutingSnapshot> {
+        let router = Router::from_toml_str(&sources.routing).context("invalid routing table")?;
+        let authentication = self
+            .settings
+            .tenant_authentication(sources.keys.as_deref())?;
+        crate::startup::ensure_topics(&self.admin, &router, &self.settings).await?;
+        let snapshot =
+            RoutingSnapshot::resolve(router, &self.registry, self.settings.registry.auto_register)
+                .await
+                .context("cannot prepare the output schemas")?;
+        Ok(snapshot.with_authentication(authentication))
     }
 
     fn publish(&self, trigger: Trigger, snapshot: RoutingSnapshot, prepared_in: Duration) {
         let version = snapshot.router().version();
+        let snapshot_keys = snapshot
+            .authentication()
+            .map_or(0, |authentication| authentication.verifier.key_ring().len());
         let previous = self.updates.borrow().router().version();
         // The pipeline holds the receiver for as long as it runs; after it stopped there is
         // nothing left to route.
@@ -152,6 +172,7 @@ impl<A: TopicAdmin, R: SchemaRegistry> Reloader<A, R> {
             version = %format!("{version:016x}"),
             previous_version = %format!("{previous:016x}"),
             prepared_ms = prepared_in.as_millis() as u64,
+            tenant_keys = snapshot_keys,
             "Routing table reloaded; records decided from now on use it."
         );
     }
@@ -196,10 +217,20 @@ impl ReloadRequests for tokio::sync::mpsc::Receiver<()> {
     }
 }
 
-/// Fingerprint of a routing file's content (to notice changes; not cryptographic).
-pub fn fingerprint(text: &str) -> u64 {
+/// What a reload reads.
+#[derive(PartialEq, Eq)]
+struct Sources {
+    routing: String,
+    /// The tenant key file, when tenant authentication is on.
+    keys: Option<String>,
+}
+
+/// Fingerprint of the routing file's and the key file's contents (to notice changes; not
+/// cryptographic, and never logged).
+pub fn fingerprint(routing: &str, keys: Option<&str>) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
-    text.hash(&mut hasher);
+    routing.hash(&mut hasher);
+    keys.hash(&mut hasher);
     hasher.finish()
 }
 

@@ -4,13 +4,17 @@ use crate::ops::Limits;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use offset_tracker::CommitPolicy;
-use pipeline::{PipelineConfig, RetryPolicy};
+use pipeline::{
+    AuthenticationMode, PipelineConfig, RetryPolicy, SigningClock, TenantAuthentication,
+};
 use router_core::Router;
 use schema_registry::{CaCert, RegistryClientConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tenant_auth::{Freshness, KeyRing, Verifier};
 
 /// Command line of the processor. Every flag can also come from the config file or from the
 /// environment (`EVENT_PROCESSOR__<SECTION>__<KEY>`, e.g. `EVENT_PROCESSOR__KAFKA__BOOTSTRAP_SERVERS`).
@@ -99,6 +103,52 @@ pub struct Settings {
     pub http: HttpSettings,
     pub health: HealthSettings,
     pub log: LogSettings,
+    pub authentication: AuthenticationSettings,
+}
+
+/// Tenant authentication (`[authentication]`, docs/OPERATIONS.md "Tenant authentication").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationSettings {
+    pub mode: AuthenticationModeSetting,
+    /// The tenants' keys (crates/tenant-auth/README.md); required unless `mode` is `none`.
+    /// Reloaded with the routing file.
+    pub key_file: Option<PathBuf>,
+    /// Oldest signature accepted (ms before "now"); 0 accepts any age.
+    pub max_age_ms: u64,
+    /// How far ahead of "now" a signature may be (producer clock skew), ms.
+    pub max_ahead_ms: u64,
+    pub clock: SigningClockSetting,
+}
+
+/// `authentication.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthenticationModeSetting {
+    /// Trust the identity the event claims.
+    None,
+    /// Verify, count and log failures, route anyway.
+    Observe,
+    /// Dead-letter every event whose identity a signature does not vouch for.
+    Hmac,
+}
+
+impl AuthenticationSettings {
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            AuthenticationModeSetting::None => "none",
+            AuthenticationModeSetting::Observe => "observe",
+            AuthenticationModeSetting::Hmac => "hmac",
+        }
+    }
+}
+
+/// `authentication.clock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigningClockSetting {
+    WallClock,
+    LogAppendTime,
 }
 
 #[derive(Clone, Deserialize)]
@@ -305,6 +355,12 @@ stall_after_ms = 60000
 [log]
 level = "info"
 json = false
+
+[authentication]
+mode = "none"
+max_age_ms = 3600000
+max_ahead_ms = 300000
+clock = "wall-clock"
 "#;
 
 impl Settings {
@@ -674,6 +730,53 @@ impl Settings {
         config.basic_auth = basic_auth;
         config.ca_cert_pem = registry.ca_file.clone().map(CaCert::Path);
         Ok(config)
+    }
+
+    /// The tenant key file's text, when tenant authentication is on.
+    pub fn read_key_file(&self) -> Result<Option<String>> {
+        match (&self.authentication.mode, &self.authentication.key_file) {
+            (AuthenticationModeSetting::None, _) => Ok(None),
+            (_, None) => bail!(
+                "authentication.mode = \"{}\" needs authentication.key_file",
+                self.authentication.mode_name()
+            ),
+            (_, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))
+                .map(Some),
+        }
+    }
+
+    /// The tenant authentication of `key_file_text` (the key file's content, see
+    /// [`read_key_file`](Self::read_key_file)); `None` when the mode is `none`.
+    pub fn tenant_authentication(
+        &self,
+        key_file_text: Option<&str>,
+    ) -> Result<Option<Arc<TenantAuthentication>>> {
+        let settings = &self.authentication;
+        let mode = match settings.mode {
+            AuthenticationModeSetting::None => return Ok(None),
+            AuthenticationModeSetting::Observe => AuthenticationMode::Observe,
+            AuthenticationModeSetting::Hmac => AuthenticationMode::Enforce,
+        };
+        let Some(text) = key_file_text else {
+            bail!(
+                "authentication.mode = \"{}\" needs authentication.key_file",
+                settings.mode_name()
+            );
+        };
+        let ring = KeyRing::from_toml_str(text).context("invalid tenant key file")?;
+        let freshness = Freshness {
+            max_age_ms: (settings.max_age_ms > 0).then_some(settings.max_age_ms),
+            max_ahead_ms: settings.max_ahead_ms,
+        };
+        Ok(Some(Arc::new(TenantAuthentication {
+            mode,
+            verifier: Arc::new(Verifier::new(ring, freshness)),
+            clock: match settings.clock {
+                SigningClockSetting::WallClock => SigningClock::WallClock,
+                SigningClockSetting::LogAppendTime => SigningClock::RecordTimestamp,
+            },
+        })))
     }
 
     /// The pipeline's configuration.
@@ -1117,6 +1220,10 @@ mod tests {
             "kafka.producer_properties",
             "registry.basic_auth_user",
             "registry.basic_auth_password",
+            "registry.basic_auth_password_file",
+            "registry.ca_file",
+            "kafka.properties_file",
+            "authentication.key_file",
             "routing.file",
             "routing.destination_configurations",
         ];

@@ -128,7 +128,7 @@ async fn start(admin: KnownTopics) -> World {
         registry,
         updates,
         ops: Arc::clone(&ops),
-        applied: fingerprint(TABLE_V1),
+        applied: fingerprint(TABLE_V1, None),
     };
     tokio::spawn(reloader.run(received));
     World {
@@ -193,6 +193,117 @@ async fn keeps_the_table_in_force_when_the_new_one_is_invalid_or_writes_to_a_mis
     assert_eq!(world.ops.reloads_failed.load(Relaxed), 2);
     assert_eq!(world.ops.reloads_ok.load(Relaxed), 0);
     assert_eq!(world.version_in_force(), in_force);
+}
+
+const KEYS_V1: &str = r#"
+[[key]]
+id = "finance-1"
+service_type = "FINANCE"
+secret = "5f0c3e8a1b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
+"#;
+
+const KEYS_V2: &str = r#"
+[[key]]
+id = "finance-1"
+service_type = "FINANCE"
+secret = "5f0c3e8a1b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e"
+[[key]]
+id = "finance-2"
+service_type = "FINANCE"
+secret = "a1c3e5f7092b4d6f8a0c2e4f6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4f"
+"#;
+
+#[tokio::test]
+async fn a_changed_key_file_is_published_with_the_routing_table_and_a_broken_one_is_refused() {
+    let dir = TempDir::new();
+    let routing_file = dir.0.join("routing.toml");
+    let key_file = dir.0.join("tenant-keys.toml");
+    std::fs::write(&routing_file, TABLE_V1).expect("write routing file");
+    std::fs::write(&key_file, KEYS_V1).expect("write key file");
+    let mut settings = settings(&routing_file);
+    settings.authentication.mode = processor_service::settings::AuthenticationModeSetting::Hmac;
+    settings.authentication.key_file = Some(key_file.clone());
+    let authentication = settings
+        .tenant_authentication(Some(KEYS_V1))
+        .expect("valid keys");
+    let registry = Arc::new(MemoryRegistry::new());
+    let first = RoutingSnapshot::resolve(
+        Router::from_toml_str(TABLE_V1).expect("valid table"),
+        &registry,
+        true,
+    )
+    .await
+    .expect("resolves")
+    .with_authentication(authentication);
+    let (updates, routing) = watch::channel(Arc::new(first));
+    let ops = Arc::new(Ops::new(
+        Arc::new(PipelineStats::default()),
+        "processor-1".to_owned(),
+        "input".to_owned(),
+        Limits {
+            stall_after_ms: 60_000,
+            check_stale_after_ms: 60_000,
+        },
+    ));
+    let (requests, received) = mpsc::channel(4);
+    let reloader = Reloader {
+        path: routing_file.clone(),
+        poll: None,
+        settings,
+        admin: KnownTopics::with(&[
+            "out.finance",
+            "producer.to.processor",
+            "producer.to.processor.dlq",
+        ]),
+        registry,
+        updates,
+        ops: Arc::clone(&ops),
+        applied: fingerprint(TABLE_V1, Some(KEYS_V1)),
+    };
+    tokio::spawn(reloader.run(received));
+    let key_ids = || -> Vec<String> {
+        let snapshot = routing.borrow();
+        let authentication = snapshot.authentication().expect("authentication stays on");
+        authentication
+            .verifier
+            .key_ring()
+            .keys()
+            .map(|key| key.id().to_owned())
+            .collect()
+    };
+    assert_eq!(key_ids(), ["finance-1"]);
+
+    let mut reload_keys = async |keys: &str| {
+        let decided = ops.reloads_ok.load(Relaxed) + ops.reloads_failed.load(Relaxed);
+        std::fs::write(&key_file, keys).expect("write key file");
+        requests.send(()).await.expect("reloader runs");
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while ops.reloads_ok.load(Relaxed) + ops.reloads_failed.load(Relaxed) == decided {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the reloader decides within 10 s");
+    };
+    reload_keys(KEYS_V2).await;
+    assert_eq!(ops.reloads_ok.load(Relaxed), 1);
+    let mut ids = key_ids();
+    ids.sort();
+    assert_eq!(ids, ["finance-1", "finance-2"]);
+
+    reload_keys("[[key]]\nid = \"short\"\nservice_type = \"FINANCE\"\nsecret = \"00\"\n").await;
+    assert_eq!(
+        ops.reloads_failed.load(Relaxed),
+        1,
+        "a secret too short is refused"
+    );
+    let mut ids = key_ids();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["finance-1", "finance-2"],
+        "the keys in force are kept"
+    );
 }
 
 /// A directory removed when the test ends.
