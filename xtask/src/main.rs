@@ -13,6 +13,7 @@ mod process;
 mod schemas;
 mod stack;
 mod test;
+mod tidy;
 mod tools;
 
 use anyhow::{Result, bail};

@@ -273,7 +273,7 @@ async fn a_changed_key_file_is_published_with_the_routing_table_and_a_broken_one
     };
     assert_eq!(key_ids(), ["finance-1"]);
 
-    let mut reload_keys = async |keys: &str| {
+    let reload_keys = async |keys: &str| {
         let decided = ops.reloads_ok.load(Relaxed) + ops.reloads_failed.load(Relaxed);
         std::fs::write(&key_file, keys).expect("write key file");
         requests.send(()).await.expect("reloader runs");
