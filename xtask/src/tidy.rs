@@ -21,6 +21,10 @@ const PURE_CRATES: &[(&str, &[&str])] = &[
     ("offset-tracker", &["thiserror"]),
     ("router-core", &["serde", "serde_json", "thiserror", "toml"]),
     (
+        "tenant-auth",
+        &["hex", "hmac", "serde", "sha2", "thiserror", "toml", "zeroize"],
+    ),
+    (
         "avro-codec",
         &[
             "router-core",
@@ -39,6 +43,7 @@ const FORBIDDEN_IN_PURE_SOURCES: &[&[&str]] = &[
     &["System", "Time"],
     &["std::", "net"],
     &["std::", "fs"],
+    &["std::", "io"],
     &["tok", "io"],
     &["rdkafka"],
     &["req", "west"],
