@@ -1,9 +1,4 @@
-//! The event processor's pipeline: consume → decode → route → encode → produce → track → commit.
-//!
-//! Generic over the capability traits of `kafka-adapters` and `avro-codec`, so the same loop runs
-//! against rdkafka and a real registry in the binary, and against in-memory fakes in tests.
-//! See [`run`] for the delivery guarantee and its limits.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod authentication;

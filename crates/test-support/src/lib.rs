@@ -1,23 +1,4 @@
-//! Shared helpers for integration tests: where the local stack is, and unique names.
-//!
-//! Integration tests find a real Kafka-protocol broker and a real Confluent-compatible
-//! schema registry through two environment variables, set by `cargo xtask test`
-//! (which starts the local stack) or by a developer pointing at their own stack:
-//!
-//! - [`KAFKA_BOOTSTRAP_ENV`] (`KAFKA_BOOTSTRAP`), e.g. `127.0.0.1:9092`
-//! - [`SCHEMA_REGISTRY_URL_ENV`] (`SCHEMA_REGISTRY_URL`), e.g. `http://127.0.0.1:8081`
-//!
-//! When they are missing a test skips with a loud message, unless
-//! [`REQUIRE_STACK_ENV`] (`EP_REQUIRE_STACK=1`) is set, as `cargo xtask test` does: then a
-//! missing stack fails the test, so a skip can never be counted as a pass in CI.
-//!
-//! Tests of binaries run them with [`run_to_completion`]. With the `kafka` feature, tests also
-//! get broker helpers ([`create_topics`], [`produce_and_wait`], [`header`]) built on
-//! `kafka-adapters`, a broker of their own to crash and restart ([`OwnBroker`]), one with a
-//! SASL_SSL listener and ACLs enforced ([`SecureBroker`]), and a TCP proxy
-//! to cut a connection to a shared server ([`TcpProxy`]); the feature keeps librdkafka out of the
-//! pure crates' test builds.
-
+#![doc = include_str!("../README.md")]
 mod process;
 pub use process::{Finished, run_to_completion, scratch_dir};
 
