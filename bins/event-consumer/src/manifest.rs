@@ -18,6 +18,10 @@ pub(crate) struct ManifestEntry {
     pub(crate) tenant_type: Option<String>,
     #[serde(default)]
     pub(crate) tenant_id: Option<String>,
+    /// The event must be dead-lettered with this reason instead of routed (the producer's
+    /// spoofed events: `unauthenticated`).
+    #[serde(default)]
+    pub(crate) expected_dead_letter: Option<String>,
 }
 
 pub(crate) fn read_manifest(path: &Path) -> Result<Vec<ManifestEntry>> {
@@ -75,12 +79,14 @@ mod tests {
                     destination: "MARKETING".to_owned(),
                     tenant_type: Some("FINANCE".to_owned()),
                     tenant_id: Some("f-1".to_owned()),
+                    expected_dead_letter: None,
                 },
                 ManifestEntry {
                     id: "b".to_owned(),
                     destination: "FINANCE".to_owned(),
                     tenant_type: None,
                     tenant_id: None,
+                    expected_dead_letter: None,
                 },
             ]
         );

@@ -127,6 +127,13 @@ fn write_verification(text: &mut String, report: &VerificationReport) {
             tally.topic, tally.expected, tally.received, tally.missing
         );
     }
+    if report.expected_dead_letters > 0 {
+        let _ = writeln!(
+            text,
+            "  expected dead letters (e.g. spoofed events): {} of {} dead-lettered with the expected reason",
+            report.dead_lettered_as_expected, report.expected_dead_letters
+        );
+    }
     if report.missing.count > 0 {
         let _ = writeln!(
             text,
@@ -374,7 +381,7 @@ impl Reader<'_> {
             .entry(reason.clone().unwrap_or_else(|| "unknown".to_owned()))
             .or_default() += 1;
         if let Some(verifier) = verifier {
-            verifier.observe_dead_letter(id);
+            verifier.observe_dead_letter(id, reason.as_deref());
         }
         let dead_letter = DeadLetter {
             reason: reason.as_deref(),
@@ -438,6 +445,8 @@ mod tests {
                 },
                 missing_dead_lettered: 0,
                 dead_lettered: 0,
+                expected_dead_letters: 0,
+                dead_lettered_as_expected: 0,
                 duplicates: Examples::default(),
                 misrouted: Examples {
                     count: 1,

@@ -7,6 +7,10 @@
 //!   them, so they are reported but do not fail the verification);
 //! - **misrouted**: a sighting of an id on a topic other than its destination's;
 //! - **unexpected**: a record whose payload names no manifest id (earlier runs, other tenants).
+//!
+//! A manifest id with `expected_dead_letter` (the producer's spoofed events) must instead be on
+//! the dead-letter topic with that reason: until then it is missing, and a sighting of it on any
+//! output topic is misrouted (a spoofed event was routed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -35,6 +39,8 @@ struct Expected {
     destination: String,
     topic: String,
     tenant: Option<String>,
+    /// The reason it must be dead-lettered with, instead of routed.
+    dead_letter: Option<String>,
 }
 
 /// Checks observations against a manifest.
@@ -47,6 +53,8 @@ pub(crate) struct Verifier {
     sightings: HashMap<String, u64>,
     received_on_destination: HashSet<String>,
     dead_lettered: HashSet<String>,
+    /// Ids dead-lettered with the reason their manifest entry expects.
+    dead_lettered_as_expected: HashSet<String>,
     duplicates: Examples<String>,
     misrouted: Examples<Misroute>,
     unexpected: u64,
@@ -71,6 +79,7 @@ impl Verifier {
                     destination: entry.destination.trim().to_uppercase(),
                     topic: topics.topic_of(&entry.destination),
                     tenant,
+                    dead_letter: entry.expected_dead_letter.clone(),
                 };
                 (entry.id.clone(), expected)
             })
@@ -82,6 +91,7 @@ impl Verifier {
             sightings: HashMap::new(),
             received_on_destination: HashSet::new(),
             dead_lettered: HashSet::new(),
+            dead_lettered_as_expected: HashSet::new(),
             duplicates: Examples::default(),
             misrouted: Examples::default(),
             unexpected: 0,
@@ -116,7 +126,15 @@ impl Verifier {
         if *sightings > 1 {
             self.duplicates.push(id.to_owned());
         }
-        if topic == expected.topic {
+        if let Some(reason) = &expected.dead_letter {
+            self.misrouted.push(Misroute {
+                id: id.to_owned(),
+                tenant: expected.tenant.clone(),
+                destination: expected.destination.clone(),
+                expected_topic: format!("the dead-letter topic ({reason})"),
+                topic: topic.to_owned(),
+            });
+        } else if topic == expected.topic {
             self.received_on_destination.insert(id.to_owned());
         } else {
             self.misrouted.push(Misroute {
@@ -130,14 +148,18 @@ impl Verifier {
         self.resolved.insert(id.to_owned());
     }
 
-    /// A dead-letter record of the event `id` (when its value could be read) was seen.
-    pub(crate) fn observe_dead_letter(&mut self, id: Option<&str>) {
-        let Some(id) = id.filter(|id| self.expected.contains_key(*id)) else {
+    /// A dead-letter record of the event `id` (when its value could be read) was seen, with
+    /// `reason` in its `dlq.reason` header.
+    pub(crate) fn observe_dead_letter(&mut self, id: Option<&str>, reason: Option<&str>) {
+        let Some((id, expected)) = id.and_then(|id| self.expected.get_key_value(id)) else {
             return;
         };
-        self.dead_lettered.insert(id.to_owned());
-        if self.accept_dead_lettered {
-            self.resolved.insert(id.to_owned());
+        self.dead_lettered.insert(id.clone());
+        if expected.dead_letter.is_some() && expected.dead_letter.as_deref() == reason {
+            self.dead_lettered_as_expected.insert(id.clone());
+            self.resolved.insert(id.clone());
+        } else if self.accept_dead_lettered {
+            self.resolved.insert(id.clone());
         }
     }
 
@@ -154,6 +176,12 @@ impl Verifier {
             let Some(expected) = self.expected.get(id) else {
                 continue;
             };
+            if expected.dead_letter.is_some() {
+                if !self.resolved.contains(id) {
+                    missing.push(id.clone());
+                }
+                continue;
+            }
             let tally = per_destination
                 .entry(expected.destination.clone())
                 .or_insert_with(|| DestinationReport {
@@ -182,6 +210,15 @@ impl Verifier {
             missing,
             missing_dead_lettered,
             dead_lettered: u64::try_from(self.dead_lettered.len()).unwrap_or(u64::MAX),
+            expected_dead_letters: u64::try_from(
+                self.expected
+                    .values()
+                    .filter(|expected| expected.dead_letter.is_some())
+                    .count(),
+            )
+            .unwrap_or(u64::MAX),
+            dead_lettered_as_expected: u64::try_from(self.dead_lettered_as_expected.len())
+                .unwrap_or(u64::MAX),
             duplicates: self.duplicates.clone(),
             misrouted: self.misrouted.clone(),
             unexpected: self.unexpected,
@@ -249,6 +286,10 @@ pub(crate) struct VerificationReport {
     pub(crate) missing_dead_lettered: u64,
     /// Manifest ids found on the dead-letter topic.
     pub(crate) dead_lettered: u64,
+    /// Manifest ids that must be dead-lettered (`expected_dead_letter`)…
+    pub(crate) expected_dead_letters: u64,
+    /// …and those found there with the expected reason.
+    pub(crate) dead_lettered_as_expected: u64,
     pub(crate) duplicates: Examples<String>,
     pub(crate) misrouted: Examples<Misroute>,
     pub(crate) unexpected: u64,
@@ -264,7 +305,42 @@ mod tests {
             destination: destination.to_owned(),
             tenant_type: Some("FINANCE".to_owned()),
             tenant_id: Some("f-1".to_owned()),
+            expected_dead_letter: None,
         }
+    }
+
+    #[test]
+    fn an_event_expected_as_a_dead_letter_must_be_there_with_its_reason_and_nowhere_else() {
+        let spoofed = |id: &str| ManifestEntry {
+            expected_dead_letter: Some("unauthenticated".to_owned()),
+            ..entry(id, "MARKETING")
+        };
+        let manifest = [
+            entry("genuine", "MARKETING"),
+            spoofed("s1"),
+            spoofed("s2"),
+            spoofed("s3"),
+        ];
+        let mut verifier = verifier(&manifest, false);
+        verifier.observe("processor.to.marketing", &payload("genuine"));
+        verifier.observe_dead_letter(Some("s1"), Some("unauthenticated"));
+        verifier.observe_dead_letter(Some("s2"), Some("unauthorized"));
+        verifier.observe("processor.to.marketing", &payload("s3"));
+        let report = verifier.report();
+        assert!(!report.ok);
+        assert_eq!(report.expected_dead_letters, 3);
+        assert_eq!(report.dead_lettered_as_expected, 1);
+        assert_eq!(
+            report.missing.first,
+            ["s2"],
+            "dead-lettered, but for another reason"
+        );
+        assert_eq!(report.misrouted.count, 1);
+        assert_eq!(
+            report.misrouted.first[0].id, "s3",
+            "a spoofed event was routed"
+        );
+        assert_eq!(report.per_destination["MARKETING"].expected, 1);
     }
 
     fn verifier(entries: &[ManifestEntry], accept_dead_lettered: bool) -> Verifier {
@@ -377,15 +453,15 @@ mod tests {
     fn dead_lettered_ids_stay_missing_unless_accepted() {
         let entries = [entry("a", "LOGISTICS")];
         let mut strict = verifier(&entries, false);
-        strict.observe_dead_letter(Some("a"));
+        strict.observe_dead_letter(Some("a"), Some("unauthorized"));
         let report = strict.report();
         assert!(!report.ok);
         assert_eq!(report.missing_dead_lettered, 1);
         assert_eq!(report.dead_lettered, 1);
 
         let mut lenient = verifier(&entries, true);
-        lenient.observe_dead_letter(Some("a"));
-        lenient.observe_dead_letter(None);
+        lenient.observe_dead_letter(Some("a"), Some("unauthorized"));
+        lenient.observe_dead_letter(None, None);
         assert!(lenient.complete());
         let report = lenient.report();
         assert!(report.ok);
