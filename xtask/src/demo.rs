@@ -1,11 +1,14 @@
 //! `cargo xtask demo`: the main job on the local stack, end to end, checked.
 //!
-//! Starts the stack if needed, runs the processor with `deploy/processor.toml`, produces events
-//! from three tenants to three destinations (plus poison values; the local policy denies
-//! MARKETING → LOGISTICS, so some are unauthorized), verifies with the sample consumer that every
-//! event landed on its destination's topic or, if unauthorized, in the dead-letter topic, prints
-//! the figures and a few decoded records, and stops the processor gracefully. Exits non-zero if
-//! anything is missing or misrouted.
+//! Starts the stack if needed, runs the processor with `deploy/processor.toml` and tenant
+//! authentication on (`hmac`, with a key file of fresh random keys for the three tenants),
+//! produces signed events from three tenants to three destinations (plus poison values; the
+//! local policy denies MARKETING → LOGISTICS, so some are unauthorized; and a few spoofed events
+//! that claim another tenant's identity, which must be refused as unauthenticated), verifies
+//! with the sample consumer that every event landed on its destination's topic or, if
+//! unauthorized or spoofed, in the dead-letter topic, prints the figures and a few decoded
+//! records, and stops the processor gracefully. Exits non-zero if anything is missing or
+//! misrouted.
 
 use crate::process::display_command;
 use crate::stack::Stack;
@@ -22,6 +25,8 @@ const TENANTS: [&str; 3] = [
     "LOGISTICS:logistics-tracking-1",
 ];
 const POISON_VALUES: u32 = 5;
+/// Share of each tenant's events that claim another tenant's identity.
+const SPOOF_PERCENT: &str = "2";
 
 pub(crate) fn command(args: &[&str]) -> Result<()> {
     let events_per_tenant: u32 = match flag_value(args, "--events")? {
@@ -40,7 +45,8 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     let run_dir = workspace_root().join(".stack").join("demo");
     std::fs::create_dir_all(&run_dir)?;
 
-    let processor = Processor::start(&bin, &run_dir, &stack)?;
+    let key_file = write_tenant_keys(&run_dir)?;
+    let processor = Processor::start(&bin, &run_dir, &stack, &key_file)?;
     processor.wait_for_log("Partitions assigned", Duration::from_secs(90))?;
     println!("processor is consuming {}", crate::stack::INPUT_TOPIC);
 
@@ -55,6 +61,9 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
         .args(["--poison", &POISON_VALUES.to_string()])
         .arg("--manifest")
         .arg(&manifest)
+        .arg("--auth-key-file")
+        .arg(&key_file)
+        .args(["--spoof-percent", SPOOF_PERCENT])
         .arg("--progress");
     for tenant in TENANTS {
         producer.args(["--tenant", tenant]);
@@ -125,9 +134,17 @@ fn report(manifest: &Path, summary_file: &Path) -> Result<()> {
         }
     }
     let denied = expected_unauthorized(manifest)?;
+    let spoofed = verification["expected_dead_letters"].as_u64().unwrap_or(0);
+    let refused = verification["dead_lettered_as_expected"]
+        .as_u64()
+        .unwrap_or(0);
     let dead_lettered = verification["dead_lettered"].as_u64().unwrap_or(0);
     println!(
-        "  dead-lettered events of this run: {dead_lettered} (expected {denied}: MARKETING may not reach LOGISTICS)"
+        "  dead-lettered events of this run: {dead_lettered} (expected {}: {denied} unauthorized, as MARKETING may not reach LOGISTICS, and {spoofed} spoofed)",
+        denied + spoofed
+    );
+    println!(
+        "  spoofed events (another tenant's identity, signed with the sender's own key): {spoofed}, refused as unauthenticated: {refused}"
     );
     println!(
         "  duplicates {}  misrouted {}  missing (neither routed nor dead-lettered) {}",
@@ -144,11 +161,13 @@ fn report(manifest: &Path, summary_file: &Path) -> Result<()> {
     if verification["ok"] != Value::Bool(true) {
         bail!("verification failed: see {}", summary_file.display());
     }
-    if dead_lettered != denied {
-        bail!("{dead_lettered} events of this run were dead-lettered, expected {denied}");
+    if dead_lettered != denied + spoofed || refused != spoofed {
+        bail!(
+            "{dead_lettered} events of this run were dead-lettered ({refused} as unauthenticated), expected {denied} unauthorized and {spoofed} spoofed"
+        );
     }
     println!(
-        "\ndemo OK: every event is on its destination's topic or, if unauthorized, in the dead-letter topic"
+        "\ndemo OK: every event is on its destination's topic or, if unauthorized or spoofed, in the dead-letter topic"
     );
     Ok(())
 }
@@ -160,11 +179,37 @@ fn expected_unauthorized(manifest: &Path) -> Result<u64> {
     let mut denied = 0;
     for line in text.lines().filter(|line| !line.trim().is_empty()) {
         let entry: Value = serde_json::from_str(line).context("bad manifest line")?;
-        if entry["tenant_type"] == "MARKETING" && entry["destination"] == "LOGISTICS" {
+        let spoofed = !entry["expected_dead_letter"].is_null();
+        if !spoofed && entry["tenant_type"] == "MARKETING" && entry["destination"] == "LOGISTICS" {
             denied += 1;
         }
     }
     Ok(denied)
+}
+
+/// A key file with one fresh random key per demo tenant (the processor's and the producer's:
+/// in production each tenant holds only its own entries), readable by its owner only.
+fn write_tenant_keys(run_dir: &Path) -> Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut random = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
+    let mut text = String::from("# Demo tenant keys, made anew by every `cargo xtask demo`.\n");
+    for tenant in TENANTS {
+        let service_type = tenant.split(':').next().unwrap_or(tenant);
+        let mut secret = [0u8; 32];
+        random
+            .read_exact(&mut secret)
+            .context("cannot read /dev/urandom")?;
+        let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+        text.push_str(&format!(
+            "\n[[key]]\nid = \"{}-demo\"\nservice_type = \"{service_type}\"\nsecret = \"{hex}\"\n",
+            service_type.to_lowercase()
+        ));
+    }
+    let path = run_dir.join("tenant-keys.toml");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(path)
 }
 
 fn run_step(command: &mut Command, what: &str) -> Result<()> {
@@ -185,7 +230,7 @@ struct Processor {
 }
 
 impl Processor {
-    fn start(bin: &Path, run_dir: &Path, stack: &Stack) -> Result<Self> {
+    fn start(bin: &Path, run_dir: &Path, stack: &Stack, key_file: &Path) -> Result<Self> {
         let log_path = run_dir.join("processor.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -195,6 +240,8 @@ impl Processor {
             // The file names the default ports; the stack's ports may have moved (EP_*_PORT).
             .args(["--bootstrap-servers", &stack.kafka_bootstrap()])
             .args(["--schema-registry-url", &stack.registry_url()])
+            .env("EVENT_PROCESSOR__AUTHENTICATION__MODE", "hmac")
+            .env("EVENT_PROCESSOR__AUTHENTICATION__KEY_FILE", key_file)
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
