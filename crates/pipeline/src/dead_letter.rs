@@ -5,7 +5,7 @@
 use crate::config::record_bytes;
 use crate::in_flight::InputSlot;
 use avro_codec::InputDecoder;
-use kafka_adapters::{InboundRecord, OutboundRecord};
+use ports::{InboundRecord, OutboundRecord};
 use router_core::DeadLetterReason;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -304,10 +304,7 @@ mod tests {
             .headers
             .push((headers::OUTPUT_TOPIC.to_owned(), vec![b'o'; 249]));
         let size = wire_size(&record);
-        assert!(
-            size <= kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES,
-            "{size} bytes"
-        );
+        assert!(size <= ports::LIBRDKAFKA_MESSAGE_MAX_BYTES, "{size} bytes");
         assert!(
             size - config.max_record_bytes <= crate::RECORD_HEADROOM_BYTES,
             "{size} bytes"

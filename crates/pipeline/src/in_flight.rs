@@ -2,8 +2,8 @@
 //! gives back, and the input values they came from. Slabs: tags are reused indexes, so a report
 //! finds its output without hashing, and a steady stream allocates nothing.
 
-use kafka_adapters::DeliveryTag;
 use offset_tracker::Ticket;
+use ports::DeliveryTag;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The event processor's pipeline: consume → decode → route → encode → produce → track → commit.
 //!
-//! Generic over the capability traits of `kafka-adapters` and `avro-codec`, so the same loop runs
+//! Generic over the capability traits of `ports` and `avro-codec`, so the same loop runs
 //! against rdkafka and a real registry in the binary, and against in-memory fakes in tests.
 //! See [`run`] for the delivery guarantee and its limits.
 
@@ -56,14 +56,14 @@ pub enum PipelineError {
     },
     /// The record source failed.
     #[error("the input consumer failed: {0}")]
-    Source(#[source] kafka_adapters::AdapterError),
+    Source(#[source] ports::AdapterError),
     /// Exactly-once mode: the transactional producer failed for good (typically fenced: a newer
     /// instance with the same `transactional.id` took over). Nothing of the open transaction is
     /// visible to `read_committed` readers; a restarted process resumes from the last commit.
     #[error(
         "the transactional producer cannot go on: {0}; stopping (a restart resumes from the last committed transaction)"
     )]
-    Transaction(#[source] kafka_adapters::AdapterError),
+    Transaction(#[source] ports::AdapterError),
 }
 
 impl PipelineError {

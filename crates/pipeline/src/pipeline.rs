@@ -60,11 +60,11 @@ use crate::routing::RoutingSnapshot;
 use crate::stats::{PipelineStats, UnpublishedLatency};
 use crate::{Clock, PipelineError};
 use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaId, SchemaRegistry};
-use kafka_adapters::{
+use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
+use ports::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
-use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
 use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -258,7 +258,7 @@ enum Step {
     Report(DeliveryReport),
     Retry,
     CommitCheck,
-    Source(Result<SourceEvent, kafka_adapters::AdapterError>),
+    Source(Result<SourceEvent, ports::AdapterError>),
 }
 
 /// Shutdown was requested while the loop waited on something else.
@@ -323,7 +323,7 @@ struct Core<K, C, R> {
     /// partition was lost); the loop aborts it and rewinds after the current step.
     doomed: Option<String>,
     /// The transactional producer cannot go on (fenced): the run ends with this error.
-    fatal: Option<kafka_adapters::AdapterError>,
+    fatal: Option<ports::AdapterError>,
     /// Partitions rewound after an abort whose records read before the rewind may still
     /// arrive: dropped until the source's `Rewound` for them.
     rewinding: Vec<TopicPartition>,
@@ -444,7 +444,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             SourceEvent::Assigned(partitions) => {
                 info!(partitions = %display_partitions(&partitions), "Partitions assigned.");
                 for tp in partitions {
-                    self.tracker.assign(tracker_partition(&tp));
+                    self.tracker.assign(tp);
                 }
                 self.count_assigned();
             }
@@ -467,7 +467,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             SourceEvent::Lost(partitions) => {
                 warn!(partitions = %display_partitions(&partitions), "Partitions lost; their uncommitted records will be routed again by their new owner.");
                 for tp in &partitions {
-                    self.tracker.lose(&tracker_partition(tp));
+                    self.tracker.lose(tp);
                 }
                 if self.exactly_once {
                     for tp in &partitions {
@@ -514,7 +514,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 }
             }
         };
-        let tp = offset_tracker::TopicPartition {
+        let tp = TopicPartition {
             topic: Arc::clone(&record.topic),
             partition: record.partition,
         };
@@ -875,12 +875,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     /// - anything else (the dead-letter topic missing or not writable, a digest record refused)
     ///   is retried as a transient failure: a dead letter is never dropped, its partition stops
     ///   committing and the processor reports it stuck.
-    fn on_refused(
-        &mut self,
-        tag: usize,
-        record: OutboundRecord,
-        error: &kafka_adapters::AdapterError,
-    ) {
+    fn on_refused(&mut self, tag: usize, record: OutboundRecord, error: &ports::AdapterError) {
         let Some(slot) = self.outputs.get(tag) else {
             warn!(tag, "Refused delivery for an unknown tag; ignored.");
             return;
@@ -1067,7 +1062,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     async fn commit(&mut self, commit: Commit) -> bool {
-        let positions = adapter_positions(&commit);
+        let positions = commit.positions.clone();
         let asked = Instant::now();
         let answer = self.committer.commit(positions).await;
         self.stats
@@ -1094,26 +1089,18 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         partitions: &[TopicPartition],
         reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
     ) -> Vec<CommitPosition> {
-        let tracked: Vec<_> = partitions.iter().map(tracker_partition).collect();
         let deadline = Instant::now() + self.config.drain_timeout;
         let drained = self
             .drain_until(reports, deadline, |tracker| {
-                tracked.iter().all(|tp| tracker.in_flight(tp) == 0)
+                partitions.iter().all(|tp| tracker.in_flight(tp) == 0)
             })
             .await;
         if !drained {
             warn!(partitions = %display_partitions(partitions), "Revoke drain timed out; undelivered records will be routed again by the new owner.");
         }
-        tracked
+        partitions
             .iter()
             .filter_map(|tp| self.tracker.revoke(tp))
-            .map(|position| CommitPosition {
-                partition: TopicPartition {
-                    topic: position.partition.topic,
-                    partition: position.partition.partition,
-                },
-                offset: position.offset,
-            })
             .collect()
     }
 
@@ -1256,12 +1243,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     /// Exactly-once mode: the routed output `tag` was refused for good by `output` with
     /// `error`; the transaction aborts, and the refusal is remembered by input and output
     /// topic, so that the replay dead-letters it (see [`Self::dead_letter_known_refusal`]).
-    fn remember_refusal(
-        &mut self,
-        tag: usize,
-        output: &Arc<str>,
-        error: &kafka_adapters::AdapterError,
-    ) {
+    fn remember_refusal(&mut self, tag: usize, output: &Arc<str>, error: &ports::AdapterError) {
         let Some(slot) = self.outputs.get(tag) else {
             return;
         };
@@ -1371,7 +1353,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             positions: self.tracker.committable(),
         };
         let asked = Instant::now();
-        let answer = self.committer.commit(adapter_positions(&commit)).await;
+        let answer = self.committer.commit(commit.positions.clone()).await;
         self.stats
             .commit_latency
             .observe_ms(asked.elapsed().as_millis() as i64);
@@ -1415,7 +1397,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             self.abort_and_rewind(reports).await;
         }
         for tp in partitions {
-            self.tracker.revoke(&tracker_partition(tp));
+            self.tracker.revoke(tp);
             self.refusals.forget_partition(&tp.topic, tp.partition);
         }
         self.rewinding.retain(|tp| !partitions.contains(tp));
@@ -1467,7 +1449,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             }
         }
         if self.outputs.len() > 0 {
-            self.fatal = Some(kafka_adapters::AdapterError::Task {
+            self.fatal = Some(ports::AdapterError::Task {
                 operation: "aborting the transaction",
                 reason: format!(
                     "{} records of the aborted transaction got no delivery report within pipeline.drain_timeout_ms",
@@ -1479,15 +1461,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         let assigned: Vec<_> = self.tracker.assigned().cloned().collect();
         for tp in assigned {
             if let Some(position) = self.tracker.rewind(&tp) {
-                let partition = TopicPartition {
-                    topic: position.partition.topic,
-                    partition: position.partition.partition,
-                };
-                self.rewinding.push(partition.clone());
-                self.pending_rewind.push(CommitPosition {
-                    partition,
-                    offset: position.offset,
-                });
+                self.rewinding.push(position.partition.clone());
+                self.pending_rewind.push(position);
             }
         }
         self.stats
@@ -1538,27 +1513,6 @@ fn poison_reason(error: &CodecError, schema_id: Option<u32>) -> DeadLetterReason
             detail: error.to_string(),
         },
     }
-}
-
-fn tracker_partition(tp: &TopicPartition) -> offset_tracker::TopicPartition {
-    offset_tracker::TopicPartition {
-        topic: Arc::clone(&tp.topic),
-        partition: tp.partition,
-    }
-}
-
-fn adapter_positions(commit: &Commit) -> Vec<CommitPosition> {
-    commit
-        .positions
-        .iter()
-        .map(|position| CommitPosition {
-            partition: TopicPartition {
-                topic: Arc::clone(&position.partition.topic),
-                partition: position.partition.partition,
-            },
-            offset: position.offset,
-        })
-        .collect()
 }
 
 fn display_partitions(partitions: &[TopicPartition]) -> String {
