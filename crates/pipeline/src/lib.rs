@@ -15,12 +15,12 @@ mod routing;
 mod stats;
 
 pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy, record_bytes};
-pub use dead_letter::{headers as dead_letter_headers, value_sha256};
+pub use dead_letter::value_sha256;
 pub use pipeline::{PipelineParts, RunSummary, run};
+/// The `dlq.*` header names (defined in router-core, the owner of the dead-letter vocabulary).
+pub use router_core::dead_letter_headers;
 pub use routing::RoutingSnapshot;
-pub use stats::{
-    DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats, TopicCounters,
-};
+pub use stats::{LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats, TopicCounters};
 
 /// Wall-clock time, injected so tests control output timestamps.
 pub trait Clock: Send + Sync + std::fmt::Debug {

@@ -65,7 +65,9 @@ use ports::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
-use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
+use router_core::{
+    DeadLetterCode, DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed,
+};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -240,15 +242,6 @@ where
     summary
 }
 
-/// The dead-letter code of an output the broker refused for good, as router-core names it.
-fn refused_code() -> &'static str {
-    DeadLetterReason::Refused {
-        topic: String::new(),
-        error: String::new(),
-    }
-    .code()
-}
-
 /// How long a stop waits for the consumer to leave its group (a LeaveGroup round trip, unless
 /// the broker is unreachable).
 const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -313,7 +306,7 @@ struct Core<K, C, R> {
     /// per batch, and again after waiting on the registry, instead of once per record.
     batch_now_ms: i64,
     /// The planned outputs of one record; kept between records so planning allocates no list.
-    plan_outputs: Vec<(OutboundRecord, Option<&'static str>)>,
+    plan_outputs: Vec<(OutboundRecord, Option<DeadLetterCode>)>,
     started: Instant,
     /// Exactly-once mode: the committer is transactional (see the module documentation).
     exactly_once: bool,
@@ -342,7 +335,7 @@ struct Core<K, C, R> {
 
 /// The outputs one input record causes.
 struct Plan {
-    outputs: Vec<(OutboundRecord, Option<&'static str>)>,
+    outputs: Vec<(OutboundRecord, Option<DeadLetterCode>)>,
     event_timestamp_ms: Option<i64>,
 }
 
@@ -641,7 +634,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         })
     }
 
-    fn take_plan_outputs(&mut self) -> Vec<(OutboundRecord, Option<&'static str>)> {
+    fn take_plan_outputs(&mut self) -> Vec<(OutboundRecord, Option<DeadLetterCode>)> {
         let mut outputs = std::mem::take(&mut self.plan_outputs);
         outputs.clear();
         outputs
@@ -682,7 +675,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         schema_id: Option<u32>,
     ) -> Plan {
         debug!(
-            reason = reason.code(),
+            reason = reason.code().as_str(),
             topic = %record.topic,
             partition = record.partition,
             offset = record.offset,
@@ -901,7 +894,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     &error.to_string(),
                     &self.config.processor_id,
                 );
-                self.replace_output(tag, dead_letter, refused_code(), false);
+                self.replace_output(tag, dead_letter, DeadLetterCode::Refused, false);
             }
             (Some(code), _, false) if error.is_record_too_large() => {
                 warn!(
@@ -932,7 +925,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         &mut self,
         tag: usize,
         record: OutboundRecord,
-        dead_letter_code: &'static str,
+        dead_letter_code: DeadLetterCode,
         value_omitted: bool,
     ) {
         let Some(old) = self.outputs.remove(tag) else {
@@ -1310,7 +1303,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         self.inputs.release(input);
         let tag = self.outputs.insert(OutputSlot {
             ticket,
-            dead_letter_code: Some(refused_code()),
+            dead_letter_code: Some(DeadLetterCode::Refused),
             routed_counter: None,
             failures: 0,
             event_timestamp_ms: None,

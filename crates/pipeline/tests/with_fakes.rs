@@ -11,7 +11,7 @@ use pipeline::{
 };
 use ports::testing::{Completion, FakeCommitter, FakeSink, FakeSource, SentRecord};
 use ports::{InboundRecord, KafkaErrorCode, TopicPartition};
-use router_core::{ProducerToProcessor, Router};
+use router_core::{DeadLetterCode, ProducerToProcessor, Router};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -476,7 +476,10 @@ async fn advances_offset_past_poison_messages_only_after_the_dead_letter_is_ackn
     );
     assert!(harness.sink.ack(sent[0].tag));
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
-    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
+    assert_eq!(
+        harness.stats.dead_lettered_for(DeadLetterCode::Undecodable),
+        1
+    );
     harness.stop().await;
 }
 
@@ -565,7 +568,7 @@ async fn size_limit_counts_key_and_headers_with_the_value() {
         "{:?}",
         header(&sent[1].record, dead_letter_headers::ERROR)
     );
-    assert_eq!(harness.stats.dead_lettered_for("too-large"), 2);
+    assert_eq!(harness.stats.dead_lettered_for(DeadLetterCode::TooLarge), 2);
     harness.stop().await;
 }
 
@@ -647,7 +650,7 @@ async fn refused_output_is_dead_lettered_with_the_input_and_its_partition_moves_
     assert!(harness.sink.ack(dead_letter_tag));
     assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
     let stats = &harness.stats;
-    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     assert_eq!(stats.routed.load(Relaxed), 2);
     assert_eq!(stats.produce_permanent_failures.load(Relaxed), 1);
     assert_eq!(
@@ -719,7 +722,7 @@ async fn fan_out_with_one_refused_destination_routes_the_others_and_dead_letters
     assert_eq!(stats.routed_by_topic.get("processor.to.audit-a"), 1);
     assert_eq!(stats.routed_by_topic.get("processor.to.audit-b"), 0);
     assert_eq!(stats.routed_by_topic.get("processor.to.finance"), 1);
-    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     harness.stop().await;
 }
 
@@ -787,8 +790,11 @@ async fn dead_letter_too_large_for_its_topic_is_replaced_by_a_digest_record() {
         header(digests[1], dead_letter_headers::OUTPUT_TOPIC),
         Some("processor.to.marketing")
     );
-    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
-    assert_eq!(harness.stats.dead_lettered_for("refused"), 1);
+    assert_eq!(
+        harness.stats.dead_lettered_for(DeadLetterCode::Undecodable),
+        1
+    );
+    assert_eq!(harness.stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
     harness.stop().await;
 }
@@ -818,7 +824,12 @@ async fn dead_letter_topic_refusing_is_retried_and_never_drops_the_dead_letter()
     );
     harness.sink.clear_failure_rules();
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
-    assert_eq!(harness.stats.dead_lettered_for("unknown-destination"), 1);
+    assert_eq!(
+        harness
+            .stats
+            .dead_lettered_for(DeadLetterCode::UnknownDestination),
+        1
+    );
     assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
     harness.stop().await;
 }
@@ -1330,7 +1341,7 @@ async fn exactly_once_refused_outputs_abort_once_and_are_dead_lettered_on_the_re
     let error = header(dead_letter, dead_letter_headers::ERROR).unwrap_or_default();
     assert!(error.contains("processor.to.marketing"), "{error}");
     let stats = &harness.stats;
-    assert_eq!(stats.dead_lettered_for("refused"), 2);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 2);
     assert_eq!(stats.transactions_aborted.load(Relaxed), 1);
     assert!(stats.transactions_committed.load(Relaxed) >= 1);
     assert_eq!(stats.produce_permanent_failures.load(Relaxed), 2);
