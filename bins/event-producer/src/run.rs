@@ -10,13 +10,14 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use avro_codec::{
     HttpSchemaRegistry, InputEncoder, PRODUCER_TO_PROCESSOR_SCHEMA, RegistryClientConfig,
     SchemaRegistry,
 };
+use cli_support::now_ms;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kafka_adapters::{DeliveryReport, DeliveryTag, KafkaRecordSink, OutboundRecord, RecordSink};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -433,14 +434,6 @@ impl Producer<'_> {
         let _ = tokio::task::spawn_blocking(move || drop(sink)).await;
         Ok(self.summary)
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]
