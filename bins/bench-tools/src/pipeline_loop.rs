@@ -8,12 +8,12 @@ use crate::codec::ROUTING;
 use crate::events::{self, key_of, now_us};
 use anyhow::{Context, Result, bail};
 use avro_codec::InputEncoder;
-use kafka_adapters::{
+use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, SystemClock};
+use ports::{
     AdapterError, CommitPosition, Delivered, DeliveryReport, DeliveryTag, InboundRecord,
     OffsetCommitter, OutboundRecord, RecordSink, RecordSource, SendRejected, SourceEvent,
     TopicPartition,
 };
-use pipeline::{PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, SystemClock};
 use router_core::Router;
 use schema_registry::MemoryRegistry;
 use serde_json::json;

@@ -304,6 +304,8 @@ impl Group {
 
 #[cfg(test)]
 mod tests {
+    use router_core::dead_letter_headers::{ERROR, REASON};
+
     use super::*;
 
     #[test]
@@ -315,11 +317,11 @@ mod tests {
             key: None,
             payload: None,
             headers: vec![
-                ("dlq.reason".to_owned(), b"undecodable".to_vec()),
-                ("dlq.reason".to_owned(), b"second".to_vec()),
+                (REASON.to_owned(), b"undecodable".to_vec()),
+                (REASON.to_owned(), b"second".to_vec()),
             ],
         };
-        assert_eq!(record.header("dlq.reason").as_deref(), Some("undecodable"));
-        assert_eq!(record.header("dlq.error"), None);
+        assert_eq!(record.header(REASON).as_deref(), Some("undecodable"));
+        assert_eq!(record.header(ERROR), None);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use router_core::dead_letter_headers;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -18,10 +19,6 @@ use crate::feed::{ConsumedRecord, Feed};
 use crate::manifest::read_manifest;
 use crate::print::{Content, DeadLetter, line};
 use crate::verify::{VerificationReport, Verifier, payload_id};
-
-/// Header names the processor writes on dead letters (`pipeline::dead_letter::headers`).
-const REASON_HEADER: &str = "dlq.reason";
-const ERROR_HEADER: &str = "dlq.error";
 
 /// How long a consumer group may take to get its first partitions before the run gives up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
@@ -369,8 +366,8 @@ impl Reader<'_> {
         value: &[u8],
         verifier: Option<&mut Verifier>,
     ) -> Result<()> {
-        let reason = record.header(REASON_HEADER);
-        let error = record.header(ERROR_HEADER);
+        let reason = record.header(dead_letter_headers::REASON);
+        let error = record.header(dead_letter_headers::ERROR);
         // Dead letters keep the input value: when it is an event of ours, it names its id.
         let input = self.decoders.input(value).await?.ok();
         let id = input.as_ref().and_then(|input| payload_id(&input.payload));

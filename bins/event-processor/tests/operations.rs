@@ -85,7 +85,7 @@ async fn metrics_endpoint_counts_routed_and_dead_lettered_events() {
             "routed to {topic}"
         );
     }
-    for reason in pipeline::DEAD_LETTER_CODES {
+    for reason in router_core::DeadLetterCode::ALL.map(|code| code.as_str()) {
         let expected = if reason == "unauthorized" { 10.0 } else { 0.0 };
         assert_eq!(
             scrape.value(DEAD_LETTERED, &[("reason", reason)]),

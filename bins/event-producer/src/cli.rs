@@ -166,7 +166,7 @@ impl Settings {
         let registry_url = cli_support::schema_registry_url(&cli.schema_registry_url)?;
         ensure!(!cli.topic.trim().is_empty(), "--topic must not be empty");
         let tenants = tenants(&cli)?;
-        let auth = signing(&cli, &tenants, env_secret, crate::run::now_ms())?;
+        let auth = signing(&cli, &tenants, env_secret, cli_support::now_ms())?;
         let destinations = destinations(&cli.destinations)?;
         let pause = pause(cli.sleep_ms, cli.sleep_seconds)?;
         if let Some(rate) = cli.rate {

@@ -10,10 +10,11 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use avro_codec::{InputEncoder, PRODUCER_TO_PROCESSOR_SCHEMA, SchemaRegistry};
+use cli_support::now_ms;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kafka_adapters::{DeliveryReport, DeliveryTag, KafkaRecordSink, OutboundRecord, RecordSink};
 use schema_registry::{HttpSchemaRegistry, RegistryClientConfig};
@@ -481,14 +482,6 @@ fn claimed_identity(settings: &Settings, tenant: usize, spoofed: bool) -> &Tenan
         Some(auth) if spoofed => &auth.spoof_as[tenant],
         _ => &settings.tenants[tenant],
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

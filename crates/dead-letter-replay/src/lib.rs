@@ -12,11 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Header added to every replayed record: `<dead-letter topic>/<partition>/<offset>`.
-pub const REPLAYED_FROM_HEADER: &str = "dlq.replayed-from";
-
-/// Prefix of the headers the processor puts on dead-letter records; none is replayed.
-const DEAD_LETTER_HEADER_PREFIX: &str = "dlq.";
+/// Header added to every replayed record: `<dead-letter topic>/<partition>/<offset>`
+/// ([`dead_letter_headers::REPLAYED_FROM`], named here too for the tool's users).
+pub const REPLAYED_FROM_HEADER: &str = dead_letter_headers::REPLAYED_FROM;
 
 /// A failed delivery is sent again this many times before the replay gives up.
 const MAX_ATTEMPTS: u32 = 5;
@@ -223,7 +221,7 @@ pub fn replay_record(
     let mut headers: Vec<(String, Vec<u8>)> = record
         .headers
         .iter()
-        .filter(|(key, _)| !key.starts_with(DEAD_LETTER_HEADER_PREFIX))
+        .filter(|(key, _)| !key.starts_with(dead_letter_headers::PREFIX))
         .cloned()
         .collect();
     headers.push((

@@ -11,10 +11,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info};
 
 use crate::config::{KafkaConfig, LoggingContext};
-use crate::error::AdapterError;
-use crate::traits::TopicAdmin;
-use crate::types::TopicSpec;
+use ports::AdapterError;
+
+use crate::error::{kafka_code, kafka_code_of};
 use crate::util::run_blocking;
+use ports::TopicAdmin;
+use ports::TopicSpec;
 
 /// How long one admin or metadata request may take unless [`KafkaAdmin::with_timeout`] says
 /// otherwise.
@@ -32,6 +34,7 @@ pub fn kafka_admin(config: &KafkaConfig) -> Result<KafkaAdmin, AdapterError> {
         .map_err(|source| AdapterError::ClientCreation {
             client: "admin client",
             bootstrap_servers: config.bootstrap_servers.clone(),
+            code: kafka_code_of(&source),
             source: Box::new(source),
         })?;
     Ok(KafkaAdmin {
@@ -107,6 +110,7 @@ impl KafkaAdmin {
             .map_err(|source| AdapterError::Request {
                 operation: "deleting topics",
                 topic: None,
+                code: kafka_code_of(&source),
                 source: Box::new(source),
             })?;
         for result in results {
@@ -119,7 +123,7 @@ impl KafkaAdmin {
                     return Err(AdapterError::TopicRequest {
                         operation: "deleting the topic",
                         topic,
-                        code,
+                        code: kafka_code(code),
                     });
                 }
             }
@@ -169,6 +173,7 @@ impl TopicAdmin for KafkaAdmin {
             .map_err(|source| AdapterError::Request {
                 operation: "creating topics",
                 topic: None,
+                code: kafka_code_of(&source),
                 source: Box::new(source),
             })?;
         for result in results {
@@ -183,7 +188,7 @@ impl TopicAdmin for KafkaAdmin {
                         partitions: spec.map_or(0, |spec| spec.partitions),
                         replication: spec.map_or(0, |spec| spec.replication),
                         topic: name,
-                        code,
+                        code: kafka_code(code),
                     });
                 }
             }
@@ -234,6 +239,7 @@ pub(crate) fn partition_count<C: ClientContext>(
         .map_err(|source| AdapterError::Request {
             operation: "fetching topic metadata",
             topic: Some(topic.to_owned()),
+            code: kafka_code_of(&source),
             source: Box::new(source),
         })?;
     let Some(found) = metadata.topics().iter().find(|found| found.name() == topic) else {
@@ -249,7 +255,7 @@ pub(crate) fn partition_count<C: ClientContext>(
         Some(code) => Err(AdapterError::TopicRequest {
             operation: "fetching topic metadata",
             topic: topic.to_owned(),
-            code,
+            code: kafka_code(code),
         }),
     }
 }
@@ -283,6 +289,7 @@ impl GroupQuery {
             .map_err(|source| AdapterError::ClientCreation {
                 client: "offset query consumer",
                 bootstrap_servers: self.config.bootstrap_servers.clone(),
+                code: kafka_code_of(&source),
                 source: Box::new(source),
             })?;
         let topic = self.topic.as_str();
@@ -301,6 +308,7 @@ impl GroupQuery {
             .map_err(|source| AdapterError::Request {
                 operation: "fetching committed offsets",
                 topic: Some(topic.to_owned()),
+                code: kafka_code_of(&source),
                 source: Box::new(source),
             })?;
         (0..partitions)
@@ -318,6 +326,7 @@ impl GroupQuery {
                         .map_err(|source| AdapterError::Request {
                             operation: "fetching watermarks",
                             topic: Some(topic.to_owned()),
+                            code: kafka_code_of(&source),
                             source: Box::new(source),
                         })?
                 } else {

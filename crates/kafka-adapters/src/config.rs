@@ -128,11 +128,6 @@ impl ConsumerSettings {
 /// [`ConsumerSettings::revoke_timeout`] must stay below it.
 pub const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
-/// librdkafka's default `message.max.bytes`: a producer refuses a record whose key, value,
-/// headers and framing (about 40 bytes) exceed it (`MessageSizeTooLarge`, not retriable). This
-/// crate's producer defaults do not change it.
-pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
-
 /// Consumer defaults: offsets move only when the pipeline commits.
 pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
@@ -212,7 +207,7 @@ mod tests {
             );
             assert_eq!(
                 native.get("message.max.bytes").expect("known property"),
-                LIBRDKAFKA_MESSAGE_MAX_BYTES.to_string()
+                ports::LIBRDKAFKA_MESSAGE_MAX_BYTES.to_string()
             );
         }
     }

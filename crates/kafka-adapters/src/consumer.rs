@@ -28,12 +28,14 @@ use tracing::{debug, info, warn};
 
 use crate::config::{CONSUMER_DEFAULTS, ConsumerSettings, KafkaConfig};
 use crate::config::{log_client_error, log_librdkafka};
-use crate::error::{AdapterError, code_of, is_access_refusal_code, transaction_error};
+use ports::{AdapterError, KafkaErrorCode, is_access_refusal_code};
+
+use crate::error::{code_of, kafka_code, kafka_code_of, transaction_error};
 use crate::producer::SinkCtx;
-use crate::traits::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
-use crate::types::{CommitPosition, InboundRecord, TopicPartition};
 use crate::util::copy_headers;
 use crate::util::run_blocking;
+use ports::{CommitPosition, InboundRecord, TopicPartition};
+use ports::{OffsetCommitter, RecordSource, RevokeReply, SourceEvent};
 
 /// How long the consumer thread waits in `poll` when it has nothing to hand over; also how
 /// quickly it notices that the source was dropped or closed.
@@ -85,6 +87,7 @@ pub fn kafka_consumer(
             .map_err(|source| AdapterError::ClientCreation {
                 client: "consumer",
                 bootstrap_servers: config.bootstrap_servers.clone(),
+                code: kafka_code_of(&source),
                 source: Box::new(source),
             })?;
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
@@ -93,6 +96,7 @@ pub fn kafka_consumer(
         .map_err(|source| AdapterError::Subscribe {
             group_id: settings.group_id.clone(),
             topics: settings.topics.clone(),
+            code: kafka_code_of(&source),
             source: Box::new(source),
         })?;
 
@@ -320,7 +324,7 @@ fn commit_transaction(
         let Some(metadata) = consumer.group_metadata() else {
             return Err(AdapterError::Transaction {
                 operation,
-                code: rdkafka::types::RDKafkaErrorCode::State,
+                code: KafkaErrorCode::STATE,
                 reason: format!("the consumer of group `{group_id}` has no group metadata"),
                 fatal: false,
                 requires_abort: true,
@@ -507,19 +511,19 @@ impl ConsumerCtx {
                 self.flush_pending();
                 self.deliver(Err(AdapterError::ConsumerFatal {
                     group_id: self.group_id.to_string(),
-                    code,
+                    code: kafka_code(code),
                 }));
                 false
             }
             // librdkafka retries these for ever while the source yields nothing: a consumer
             // without access would idle silently. Stop with the reason instead.
             KafkaError::MessageConsumption(code) | KafkaError::Global(code)
-                if is_access_refusal_code(code) =>
+                if is_access_refusal_code(kafka_code(code)) =>
             {
                 self.flush_pending();
                 self.deliver(Err(AdapterError::ConsumerRefused {
                     group_id: self.group_id.to_string(),
-                    code,
+                    code: kafka_code(code),
                 }));
                 false
             }
@@ -545,7 +549,7 @@ impl ConsumerCtx {
         self.lock_pending().retain(|record| {
             !partitions
                 .iter()
-                .any(|tp| tp.is(&record.topic, record.partition))
+                .any(|tp| tp.partition == record.partition && tp.topic == record.topic)
         });
         let assigned = consumer.assignment().unwrap_or_default();
         let mut list = TopicPartitionList::with_capacity(positions.len());

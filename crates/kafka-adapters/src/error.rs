@@ -1,439 +1,23 @@
-//! The one error type of this crate and the retriable classification of Kafka error codes.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The boundary between librdkafka's errors and the ports' [`AdapterError`]: rdkafka's error
+//! codes become [`KafkaErrorCode`] numbers, its errors boxed sources.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::types::CommitPosition;
+use ports::{AdapterError, KafkaErrorCode};
 
-/// librdkafka's error code (native codes are negative, broker codes follow the Kafka protocol).
-pub type KafkaErrorCode = RDKafkaErrorCode;
-
-/// Everything that can go wrong in the Kafka adapters (and in their fakes).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdapterError {
-    /// librdkafka refused the configuration or could not start the client.
-    #[error(
-        "could not create the Kafka {client} for bootstrap servers `{bootstrap_servers}`: {source}; \
-         check `bootstrap_servers` and the librdkafka properties passed in `KafkaConfig::properties`"
-    )]
-    ClientCreation {
-        /// `consumer`, `producer`, `admin client`, ….
-        client: &'static str,
-        /// The configured bootstrap servers.
-        bootstrap_servers: String,
-        /// librdkafka's reason.
-        #[source]
-        source: Box<KafkaError>,
-    },
-
-    /// Subscribing the consumer group to its topics failed.
-    #[error("could not subscribe consumer group `{group_id}` to topics {topics:?}: {source}")]
-    Subscribe {
-        /// The consumer group.
-        group_id: String,
-        /// The topics of the subscription.
-        topics: Vec<String>,
-        /// librdkafka's reason.
-        #[source]
-        source: Box<KafkaError>,
-    },
-
-    /// The consumer hit a fatal error and stopped; create a new one.
-    #[error(
-        "the Kafka consumer of group `{group_id}` failed fatally ({code}); it has stopped, \
-         restart the processor to create a new one"
-    )]
-    ConsumerFatal {
-        /// The consumer group.
-        group_id: String,
-        /// librdkafka's error code.
-        code: KafkaErrorCode,
-    },
-
-    /// The cluster refused the consumer: its credentials (authentication) or an ACL it needs
-    /// (READ on a subscribed topic or on the group). librdkafka would retry for ever; the
-    /// consumer stops instead, as Kafka's Java consumer throws from `poll`, so a process without
-    /// access fails with this message instead of idling.
-    #[error(
-        "the Kafka consumer of group `{group_id}` was refused by the cluster ({code}); it has \
-         stopped. Check its credentials (sasl.username, sasl.password, sasl.mechanism, \
-         security.protocol) and that its user may READ the subscribed topics and the group \
-         (docs/OPERATIONS.md, \"Broker security\")"
-    )]
-    ConsumerRefused {
-        /// The consumer group.
-        group_id: String,
-        /// librdkafka's or the broker's error code (see [`is_access_refusal_code`]).
-        code: KafkaErrorCode,
-    },
-
-    /// The consumer has closed: its source was dropped or closed, or it failed fatally.
-    #[error(
-        "the Kafka consumer of group `{group_id}` is closed; commits must happen before the \
-         source is closed (or through the reply of the final `Revoked`)"
-    )]
-    ConsumerClosed {
-        /// The consumer group.
-        group_id: String,
-    },
-
-    /// Committing offsets was refused or failed.
-    #[error(
-        "committing {count} offsets for group `{group_id}` failed ({code}); first: {first}",
-        count = positions.len(),
-        first = positions.first().map_or_else(|| "none".to_owned(), ToString::to_string)
-    )]
-    Commit {
-        /// The consumer group.
-        group_id: String,
-        /// The positions that were to be committed.
-        positions: Vec<CommitPosition>,
-        /// librdkafka's or the broker's error code.
-        code: KafkaErrorCode,
-    },
-
-    /// librdkafka refused to enqueue a record.
-    #[error("could not enqueue a record for topic `{topic}` ({code})")]
-    Enqueue {
-        /// The record's topic.
-        topic: Arc<str>,
-        /// librdkafka's error code; `QueueFull` means wait for delivery reports and send again.
-        code: KafkaErrorCode,
-    },
-
-    /// A record was not delivered.
-    #[error(
-        "delivery to topic `{topic}`{partition} failed ({code})",
-        partition = partition.map(|p| format!(" partition {p}")).unwrap_or_default()
-    )]
-    Delivery {
-        /// The record's topic.
-        topic: Arc<str>,
-        /// The partition, when librdkafka had chosen one.
-        partition: Option<i32>,
-        /// librdkafka's or the broker's error code.
-        code: KafkaErrorCode,
-    },
-
-    /// `flush` gave up before every record had its delivery report.
-    #[error(
-        "flushing the producer timed out after {timeout:?} with {pending} records still waiting \
-         for a delivery report"
-    )]
-    FlushTimeout {
-        /// The timeout given to `flush`.
-        timeout: Duration,
-        /// Records still without a delivery report.
-        pending: usize,
-    },
-
-    /// The broker refused to create a topic.
-    #[error(
-        "could not create topic `{topic}` with {partitions} partitions and {replication} ({code})",
-        replication = describe_replication(*replication)
-    )]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The requested partition count.
-        partitions: i32,
-        /// The requested replication factor ([`crate::TopicSpec::BROKER_DEFAULT_REPLICATION`]:
-        /// the broker's default).
-        replication: i32,
-        /// The broker's error code.
-        code: KafkaErrorCode,
-    },
-
-    /// A request to the cluster (metadata, offsets, watermarks, admin) failed.
-    #[error(
-        "{operation} failed{topic}: {source}",
-        topic = topic.as_deref().map(|t| format!(" for topic `{t}`")).unwrap_or_default()
-    )]
-    Request {
-        /// What was asked, e.g. `fetching metadata`.
-        operation: &'static str,
-        /// The topic concerned, if any.
-        topic: Option<String>,
-        /// librdkafka's reason.
-        #[source]
-        source: Box<KafkaError>,
-    },
-
-    /// The cluster answered about a topic with an error code.
-    #[error("{operation} for topic `{topic}` failed ({code})")]
-    TopicRequest {
-        /// What was asked, e.g. `fetching metadata`.
-        operation: &'static str,
-        /// The topic.
-        topic: String,
-        /// The broker's error code.
-        code: KafkaErrorCode,
-    },
-
-    /// A topic a tool reads from does not exist.
-    #[error(
-        "topic `{topic}` does not exist; create it first (e.g. with `TopicAdmin::create_topics`)"
-    )]
-    UnknownTopic {
-        /// The topic.
-        topic: String,
-    },
-
-    /// Reading a topic stopped at the timeout before the wanted records arrived.
-    #[error(
-        "reading topic `{topic}` got {got} records in {timeout:?}, {wanted}; is the producer \
-         running and the topic name right?"
-    )]
-    ReadIncomplete {
-        /// The topic.
-        topic: String,
-        /// What the reader waited for.
-        wanted: String,
-        /// Records read before the timeout.
-        got: usize,
-        /// The timeout.
-        timeout: Duration,
-    },
-
-    /// A blocking helper task panicked or was cancelled.
-    #[error("the blocking task for {operation} did not complete: {reason}")]
-    Task {
-        /// What the task was doing.
-        operation: &'static str,
-        /// Why it did not complete.
-        reason: String,
-    },
-
-    /// A Kafka transaction operation failed (exactly-once mode). `fatal`: the producer is
-    /// fenced or otherwise unusable, stop and restart the process; `requires_abort`: abort the
-    /// transaction, rewind and go on; `retriable`: the same call may be made again.
-    #[error(
-        "{operation} failed: {reason} ({code}){kind}",
-        kind = if *fatal { "; fatal: the transactional producer cannot go on (fenced by a newer instance with the same transactional.id?)" } else if *requires_abort { "; the transaction must be aborted" } else { "" }
-    )]
-    Transaction {
-        /// What was asked, e.g. `committing the transaction`.
-        operation: &'static str,
-        /// librdkafka's or the broker's error code.
-        code: KafkaErrorCode,
-        /// librdkafka's description.
-        reason: String,
-        /// The producer cannot be used any more.
-        fatal: bool,
-        /// The transaction must be aborted.
-        requires_abort: bool,
-        /// The same call may be retried.
-        retriable: bool,
-    },
-
-    /// A failure injected by one of the [`fake`](crate::fake) adapters.
-    #[error("injected failure: {what}")]
-    Injected {
-        /// What the test said failed.
-        what: String,
-        /// Whether the fake reports it as retriable.
-        retriable: bool,
-    },
+/// The ports' code for one of rdkafka's codes (the same `rd_kafka_resp_err_t` number).
+pub(crate) fn kafka_code(code: RDKafkaErrorCode) -> KafkaErrorCode {
+    KafkaErrorCode::new(code as i32)
 }
 
-impl AdapterError {
-    /// Whether trying the same operation again later may succeed.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            Self::Commit { code, .. }
-            | Self::Enqueue { code, .. }
-            | Self::Delivery { code, .. }
-            | Self::TopicRequest { code, .. } => is_retriable_code(*code),
-            Self::Request { source, .. } => {
-                source.rdkafka_error_code().is_some_and(is_retriable_code)
-            }
-            Self::FlushTimeout { .. } | Self::ReadIncomplete { .. } => true,
-            Self::Injected { retriable, .. } | Self::Transaction { retriable, .. } => *retriable,
-            Self::ClientCreation { .. }
-            | Self::Subscribe { .. }
-            | Self::ConsumerFatal { .. }
-            | Self::ConsumerRefused { .. }
-            | Self::ConsumerClosed { .. }
-            | Self::CreateTopic { .. }
-            | Self::UnknownTopic { .. }
-            | Self::Task { .. } => false,
-        }
-    }
-
-    /// Whether this error refuses one record for good while other records may well pass: the
-    /// output topic is missing or not writable, or the record is too large or invalid for it
-    /// (see [`is_record_refusal_code`]). Other errors that are not retriable (configuration,
-    /// cluster authorization, a fenced producer) concern every record and are not refusals.
-    /// An injected failure that is not retriable counts as a refusal.
-    pub fn refuses_record(&self) -> bool {
-        match self {
-            Self::Enqueue { code, .. } | Self::Delivery { code, .. } => {
-                is_record_refusal_code(*code)
-            }
-            Self::Injected { retriable, .. } => !retriable,
-            _ => false,
-        }
-    }
-
-    /// Whether the record was refused for its size (by the producer's `message.max.bytes` or
-    /// the broker's `max.message.bytes` of the topic).
-    pub fn is_record_too_large(&self) -> bool {
-        matches!(
-            self.code(),
-            Some(
-                RDKafkaErrorCode::MessageSizeTooLarge
-                    | RDKafkaErrorCode::MessageBatchTooLarge
-                    | RDKafkaErrorCode::InvalidMessageSize
-            )
-        )
-    }
-
-    /// Whether a transaction call that failed with this error may be made again as it is,
-    /// without aborting the transaction: librdkafka says it is retriable and needs no abort
-    /// (e.g. a commit that timed out).
-    pub fn may_retry_transaction_call(&self) -> bool {
-        matches!(
-            self,
-            Self::Transaction {
-                fatal: false,
-                requires_abort: false,
-                retriable: true,
-                ..
-            }
-        )
-    }
-
-    /// Whether this is a fatal transaction error: the transactional producer was fenced (a
-    /// newer instance with the same `transactional.id` started) or failed for good; the process
-    /// must stop and be restarted.
-    pub fn is_fatal_transaction(&self) -> bool {
-        matches!(self, Self::Transaction { fatal: true, .. })
-    }
-
-    /// The Kafka error code behind this error, if there is one.
-    pub fn code(&self) -> Option<KafkaErrorCode> {
-        match self {
-            Self::Commit { code, .. }
-            | Self::Enqueue { code, .. }
-            | Self::Delivery { code, .. }
-            | Self::TopicRequest { code, .. }
-            | Self::ConsumerFatal { code, .. }
-            | Self::ConsumerRefused { code, .. }
-            | Self::CreateTopic { code, .. }
-            | Self::Transaction { code, .. } => Some(*code),
-            Self::ClientCreation { source, .. }
-            | Self::Subscribe { source, .. }
-            | Self::Request { source, .. } => source.rdkafka_error_code(),
-            _ => None,
-        }
-    }
-}
-
-/// Whether an operation that failed with `code` may succeed when tried again.
-///
-/// Transient conditions (timeouts, leadership moves, brokers down, full queues, purges at
-/// shutdown) are retriable. A missing topic or partition, an oversized or invalid record,
-/// authorization and configuration errors are not: retrying them only delays the dead-letter
-/// decision. (librdkafka reports `UnknownTopicOrPartition` for a record only after the topic
-/// stayed missing for `topic.metadata.propagation.max.ms`, so it is not a stale-metadata blip.)
-pub fn is_retriable_code(code: KafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::BrokerTransportFailure
-            | C::Resolve
-            | C::MessageTimedOut
-            | C::AllBrokersDown
-            | C::OperationTimedOut
-            | C::QueueFull
-            | C::ISRInsufficient
-            | C::WaitingForCoordinator
-            | C::InProgress
-            | C::PreviousInProgress
-            | C::TimedOutQueue
-            | C::Retry
-            | C::PurgeQueue
-            | C::PurgeInflight
-            | C::LeaderNotAvailable
-            | C::NotLeaderForPartition
-            | C::RequestTimedOut
-            | C::BrokerNotAvailable
-            | C::ReplicaNotAvailable
-            | C::NetworkException
-            | C::CoordinatorLoadInProgress
-            | C::CoordinatorNotAvailable
-            | C::NotCoordinator
-            | C::NotEnoughReplicas
-            | C::NotEnoughReplicasAfterAppend
-            | C::RebalanceInProgress
-            | C::KafkaStorageError
-            | C::FencedLeaderEpoch
-            | C::UnknownLeaderEpoch
-            | C::OffsetNotAvailable
-            | C::PreferredLeaderNotAvailable
-            | C::UnstableOffsetCommit
-            | C::ThrottlingQuotaExceeded
-            // Another record of the same batch was invalid; this one was not written but is fine.
-            | C::InvalidDifferentRecord
-    )
-}
-
-/// Whether `code` says the cluster refuses this client for good: authentication failed
-/// (credentials, SASL mechanism) or an ACL is missing (topic, group, transactional id,
-/// cluster). Retrying only repeats the refusal until an operator changes credentials or ACLs.
-pub fn is_access_refusal_code(code: KafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::Authentication
-            | C::SaslAuthenticationFailed
-            | C::TopicAuthorizationFailed
-            | C::GroupAuthorizationFailed
-            | C::ClusterAuthorizationFailed
-            | C::TransactionalIdAuthorizationFailed
-    )
-}
-
-/// Whether a produce error with `code` refuses that one record for good: sending it again
-/// fails again, while other records (to other topics, or smaller) may pass.
-///
-/// The output topic does not exist (librdkafka reports that only after the topic stayed missing
-/// for `topic.metadata.propagation.max.ms`) or is not writable for this client, or the record
-/// is too large (the producer's `message.max.bytes`, the topic's `max.message.bytes`), invalid
-/// (e.g. a compacted topic and no key) or has a timestamp the topic does not accept.
-pub fn is_record_refusal_code(code: KafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::UnknownTopic
-            | C::UnknownTopicOrPartition
-            | C::UnknownPartition
-            | C::InvalidTopic
-            | C::TopicAuthorizationFailed
-            | C::MessageSizeTooLarge
-            | C::MessageBatchTooLarge
-            | C::InvalidMessageSize
-            | C::InvalidRecord
-            | C::InvalidTimestamp
-    )
-}
-
-/// "replication factor N", or "the broker's default replication factor" for
-/// [`crate::TopicSpec::BROKER_DEFAULT_REPLICATION`].
-fn describe_replication(replication: i32) -> String {
-    if replication == crate::TopicSpec::BROKER_DEFAULT_REPLICATION {
-        "the broker's default replication factor".to_owned()
-    } else {
-        format!("replication factor {replication}")
-    }
+/// The error code inside a librdkafka error, if it carries one.
+pub(crate) fn kafka_code_of(error: &KafkaError) -> Option<KafkaErrorCode> {
+    error.rdkafka_error_code().map(kafka_code)
 }
 
 /// The error code inside a librdkafka error, `Fail` when it carries none.
 pub(crate) fn code_of(error: &KafkaError) -> KafkaErrorCode {
-    error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
+    kafka_code_of(error).unwrap_or(KafkaErrorCode::FAIL)
 }
 
 /// A transaction call's error, classified as librdkafka classifies it. An error that is not a
@@ -442,7 +26,7 @@ pub(crate) fn transaction_error(operation: &'static str, error: &KafkaError) -> 
     match error {
         KafkaError::Transaction(rd) => AdapterError::Transaction {
             operation,
-            code: rd.code(),
+            code: kafka_code(rd.code()),
             reason: rd.to_string(),
             fatal: rd.is_fatal(),
             requires_abort: rd.txn_requires_abort(),
@@ -461,150 +45,54 @@ pub(crate) fn transaction_error(operation: &'static str, error: &KafkaError) -> 
 
 #[cfg(test)]
 mod tests {
+    use rdkafka::types::RDKafkaRespErr;
+
     use super::*;
 
+    /// The ports' code table was generated from librdkafka's headers; the linked librdkafka
+    /// must agree on every number, name and description.
     #[test]
-    fn topic_creation_error_names_the_replication_asked_for() {
-        let fixed = AdapterError::CreateTopic {
-            topic: "out".to_owned(),
-            partitions: 3,
-            replication: 3,
-            code: RDKafkaErrorCode::InvalidReplicationFactor,
-        };
-        assert!(
-            fixed
-                .to_string()
-                .contains("3 partitions and replication factor 3"),
-            "{fixed}"
-        );
-        let broker_default = AdapterError::CreateTopic {
-            topic: "out".to_owned(),
-            partitions: 3,
-            replication: crate::TopicSpec::BROKER_DEFAULT_REPLICATION,
-            code: RDKafkaErrorCode::PolicyViolation,
-        };
-        assert!(
-            broker_default
-                .to_string()
-                .contains("3 partitions and the broker's default replication factor"),
-            "{broker_default}"
-        );
-    }
-
-    #[test]
-    fn transient_broker_conditions_are_retriable() {
-        for code in [
-            RDKafkaErrorCode::MessageTimedOut,
-            RDKafkaErrorCode::NotLeaderForPartition,
-            RDKafkaErrorCode::QueueFull,
-            RDKafkaErrorCode::AllBrokersDown,
-        ] {
-            assert!(is_retriable_code(code), "{code:?}");
+    fn error_codes_read_as_librdkafka_reads_them() {
+        for &code in KafkaErrorCode::ALL {
+            let native = RDKafkaRespErr::try_from(code.get())
+                .unwrap_or_else(|_| panic!("librdkafka does not know {code:?}"));
+            let librdkafka = RDKafkaErrorCode::from(native);
+            assert_eq!(kafka_code(librdkafka), code, "{librdkafka:?}");
+            assert_eq!(code.to_string(), librdkafka.to_string());
         }
     }
 
     #[test]
-    fn records_and_topics_that_cannot_succeed_are_not_retriable() {
-        for code in [
-            RDKafkaErrorCode::UnknownTopic,
-            RDKafkaErrorCode::UnknownTopicOrPartition,
-            RDKafkaErrorCode::UnknownPartition,
-            RDKafkaErrorCode::MessageSizeTooLarge,
-            RDKafkaErrorCode::TopicAuthorizationFailed,
-            RDKafkaErrorCode::InvalidRecord,
-        ] {
-            assert!(!is_retriable_code(code), "{code:?}");
-        }
-    }
-
-    #[test]
-    fn refusals_are_the_record_permanent_errors_only() {
-        let refused = |code| AdapterError::Delivery {
-            topic: Arc::from("out"),
-            partition: None,
-            code,
-        };
-        for code in [
-            RDKafkaErrorCode::UnknownTopic,
-            RDKafkaErrorCode::UnknownTopicOrPartition,
-            RDKafkaErrorCode::TopicAuthorizationFailed,
-            RDKafkaErrorCode::MessageSizeTooLarge,
-            RDKafkaErrorCode::InvalidRecord,
-        ] {
-            assert!(refused(code).refuses_record(), "{code:?}");
-            assert!(!is_retriable_code(code), "{code:?}");
-        }
-        for code in [
-            RDKafkaErrorCode::MessageTimedOut,
-            RDKafkaErrorCode::ClusterAuthorizationFailed,
-            RDKafkaErrorCode::Fatal,
-            RDKafkaErrorCode::InvalidDifferentRecord,
-        ] {
-            assert!(!refused(code).refuses_record(), "{code:?}");
-        }
-        assert!(is_retriable_code(RDKafkaErrorCode::InvalidDifferentRecord));
-        assert!(refused(RDKafkaErrorCode::MessageSizeTooLarge).is_record_too_large());
-        assert!(!refused(RDKafkaErrorCode::UnknownTopic).is_record_too_large());
-        let enqueue = AdapterError::Enqueue {
-            topic: Arc::from("out"),
-            code: RDKafkaErrorCode::MessageSizeTooLarge,
-        };
-        assert!(enqueue.refuses_record() && enqueue.is_record_too_large());
-    }
-
-    #[test]
-    fn access_refusals_are_authentication_and_authorization_failures_only() {
-        for code in [
-            RDKafkaErrorCode::Authentication,
-            RDKafkaErrorCode::TopicAuthorizationFailed,
-            RDKafkaErrorCode::GroupAuthorizationFailed,
-        ] {
-            assert!(
-                is_access_refusal_code(code) && !is_retriable_code(code),
-                "{code:?}"
+    fn every_code_librdkafka_names_is_in_the_table() {
+        for number in -200..200 {
+            let Ok(native) = RDKafkaRespErr::try_from(number) else {
+                continue;
+            };
+            let librdkafka = RDKafkaErrorCode::from(native);
+            let name = format!("{librdkafka:?}");
+            if matches!(name.as_str(), "Begin" | "End" | "EndAll") {
+                continue;
+            }
+            assert_eq!(
+                KafkaErrorCode::new(number).name(),
+                Some(name.as_str()),
+                "code {number}"
             );
         }
-        for code in [
-            RDKafkaErrorCode::AllBrokersDown,
-            RDKafkaErrorCode::BrokerTransportFailure,
-            RDKafkaErrorCode::UnknownTopicOrPartition,
-        ] {
-            assert!(!is_access_refusal_code(code), "{code:?}");
-        }
     }
 
     #[test]
-    fn delivery_error_message_names_topic_partition_and_code() {
-        let error = AdapterError::Delivery {
-            topic: Arc::from("out"),
-            partition: Some(2),
-            code: RDKafkaErrorCode::MessageTimedOut,
-        };
+    fn a_librdkafka_error_keeps_its_code_and_text() {
+        let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         let text = error.to_string();
-        assert!(text.contains("`out` partition 2"), "{text}");
-        assert!(error.is_retriable());
-        assert_eq!(error.code(), Some(RDKafkaErrorCode::MessageTimedOut));
-    }
-
-    #[test]
-    fn only_retriable_transaction_calls_that_need_no_abort_are_made_again() {
-        let call = |fatal, requires_abort, retriable| AdapterError::Transaction {
-            operation: "committing the transaction",
-            code: RDKafkaErrorCode::OperationTimedOut,
-            reason: "timed out".to_owned(),
-            fatal,
-            requires_abort,
-            retriable,
+        let adapter = AdapterError::Request {
+            operation: "producing",
+            topic: None,
+            code: kafka_code_of(&error),
+            source: Box::new(error),
         };
-        assert!(call(false, false, true).may_retry_transaction_call());
-        assert!(!call(false, true, true).may_retry_transaction_call());
-        assert!(!call(false, false, false).may_retry_transaction_call());
-        assert!(!call(true, false, true).may_retry_transaction_call());
-        let delivery = AdapterError::Delivery {
-            topic: Arc::from("out"),
-            partition: None,
-            code: RDKafkaErrorCode::MessageTimedOut,
-        };
-        assert!(!delivery.may_retry_transaction_call());
+        assert!(adapter.to_string().contains(&text), "{adapter}");
+        assert_eq!(adapter.code(), Some(KafkaErrorCode::MESSAGE_SIZE_TOO_LARGE));
+        assert!(std::error::Error::source(&adapter).is_some());
     }
 }

@@ -19,11 +19,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 use crate::config::{KafkaConfig, PRODUCER_DEFAULTS, log_client_error, log_librdkafka};
-use crate::error::{AdapterError, code_of, is_retriable_code};
-use crate::traits::RecordSink;
-use crate::types::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag};
-use crate::types::{OutboundRecord, SendRejected};
+use ports::{AdapterError, KafkaErrorCode, is_retriable_code};
+
+use crate::error::{code_of, kafka_code_of, transaction_error};
 use crate::util::run_blocking;
+use ports::RecordSink;
+use ports::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag};
+use ports::{OutboundRecord, SendRejected};
 
 /// Creates a producer that reports every delivery on `reports`.
 ///
@@ -43,6 +45,7 @@ pub fn kafka_producer(
         .map_err(|source| AdapterError::ClientCreation {
             client: "producer",
             bootstrap_servers: config.bootstrap_servers.clone(),
+            code: kafka_code_of(&source),
             source: Box::new(source),
         })?;
     info!(bootstrap_servers = %config.bootstrap_servers, "Kafka producer created.");
@@ -70,7 +73,7 @@ pub async fn kafka_transactional_producer(
     run_blocking("initialising transactions", move || {
         producer
             .init_transactions(transaction_timeout)
-            .map_err(|error| crate::error::transaction_error("initialising transactions", &error))
+            .map_err(|error| transaction_error("initialising transactions", &error))
     })
     .await?;
     info!(transactional_id, "Transactional producer ready.");
@@ -132,7 +135,7 @@ impl RecordSink for KafkaRecordSink {
                     },
                     record,
                     tag,
-                    queue_full: code == RDKafkaErrorCode::QueueFull,
+                    queue_full: code == KafkaErrorCode::QUEUE_FULL,
                 })
             }
         }
@@ -152,6 +155,7 @@ impl RecordSink for KafkaRecordSink {
                     error => AdapterError::Request {
                         operation: "flushing the producer",
                         topic: None,
+                        code: kafka_code_of(&error),
                         source: Box::new(error),
                     },
                 })

@@ -16,7 +16,9 @@ use tracing::warn;
 
 use crate::admin::partition_count;
 use crate::config::{KafkaConfig, LoggingContext};
-use crate::error::AdapterError;
+use ports::AdapterError;
+
+use crate::error::kafka_code_of;
 use crate::util::{copy_headers, run_blocking};
 
 const POLL_SLICE: Duration = Duration::from_millis(100);
@@ -88,6 +90,7 @@ fn read_blocking(
         .map_err(|source| AdapterError::ClientCreation {
             client: "topic reader",
             bootstrap_servers: config.bootstrap_servers.clone(),
+            code: kafka_code_of(&source),
             source: Box::new(source),
         })?;
     let partitions = partition_count(consumer.client(), topic, timeout)?.ok_or_else(|| {
@@ -167,6 +170,7 @@ fn assign_error(topic: &str, source: KafkaError) -> AdapterError {
     AdapterError::Request {
         operation: "assigning partitions",
         topic: Some(topic.to_owned()),
+        code: kafka_code_of(&source),
         source: Box::new(source),
     }
 }

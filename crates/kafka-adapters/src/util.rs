@@ -1,6 +1,6 @@
 //! Small helpers shared by the adapters.
 
-use crate::error::AdapterError;
+use ports::AdapterError;
 
 /// Runs a blocking librdkafka call on tokio's blocking pool.
 pub(crate) async fn run_blocking<T, F>(operation: &'static str, call: F) -> Result<T, AdapterError>

@@ -476,7 +476,7 @@ async fn failed_delivery_gives_the_record_back() {
     assert!(
         matches!(
             &failure.error,
-            AdapterError::Delivery { topic, code: KafkaErrorCode::UnknownTopicOrPartition, .. }
+            AdapterError::Delivery { topic, code: KafkaErrorCode::UNKNOWN_TOPIC_OR_PARTITION, .. }
                 if **topic == *missing
         ),
         "{}",

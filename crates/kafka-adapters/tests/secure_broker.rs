@@ -360,7 +360,7 @@ async fn consumer_without_read_on_its_input_is_refused(
     let error = refusal(source).await;
     assert_refused(
         &error,
-        KafkaErrorCode::TopicAuthorizationFailed,
+        KafkaErrorCode::TOPIC_AUTHORIZATION_FAILED,
         &processor.group,
     );
 }
@@ -374,7 +374,7 @@ async fn consumer_without_read_on_its_group_is_refused(
     let error = refusal(source).await;
     assert_refused(
         &error,
-        KafkaErrorCode::GroupAuthorizationFailed,
+        KafkaErrorCode::GROUP_AUTHORIZATION_FAILED,
         &processor.group,
     );
 }
@@ -401,7 +401,7 @@ async fn producer_without_write_on_an_output_gets_that_record_refused(
             (1, Err(failure)) => {
                 assert_eq!(
                     failure.error.code(),
-                    Some(KafkaErrorCode::TopicAuthorizationFailed),
+                    Some(KafkaErrorCode::TOPIC_AUTHORIZATION_FAILED),
                     "{}",
                     failure.error
                 );
@@ -439,7 +439,7 @@ async fn transactional_producer_without_its_transactional_id_is_refused(
     assert!(started.elapsed() < REFUSED_WITHIN);
     assert_eq!(
         error.code(),
-        Some(KafkaErrorCode::TransactionalIdAuthorizationFailed),
+        Some(KafkaErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
         "{error}"
     );
     assert!(error.is_fatal_transaction(), "{error}");
@@ -457,7 +457,7 @@ async fn wrong_password_is_refused(broker: &Arc<SecureBroker>, processor: &Proce
     )
     .expect("consumer created");
     let error = refusal(source).await;
-    assert_refused(&error, KafkaErrorCode::Authentication, &group);
+    assert_refused(&error, KafkaErrorCode::AUTHENTICATION, &group);
     let logs = logs();
     assert!(
         logs.contains("SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"),
@@ -481,7 +481,7 @@ async fn plaintext_client_on_the_tls_port_fails(broker: &Arc<SecureBroker>, proc
     // transport failure (the same as a broker that is down), not a named refusal.
     assert_eq!(
         error.code(),
-        Some(KafkaErrorCode::BrokerTransportFailure),
+        Some(KafkaErrorCode::BROKER_TRANSPORT_FAILURE),
         "{error}"
     );
 }

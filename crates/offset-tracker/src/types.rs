@@ -104,6 +104,13 @@ pub struct CommitPosition {
     pub offset: i64,
 }
 
+impl fmt::Display for CommitPosition {
+    /// `topic[partition]@offset`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.partition, self.offset)
+    }
+}
+
 /// A set of positions to commit together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Commit {

@@ -52,7 +52,7 @@ impl PipelineConfig {
             processor_id: processor_id.into(),
             dead_letter_topic: dead_letter_topic.into(),
             max_in_flight: 10_000,
-            max_record_bytes: kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES - RECORD_HEADROOM_BYTES,
+            max_record_bytes: ports::LIBRDKAFKA_MESSAGE_MAX_BYTES - RECORD_HEADROOM_BYTES,
             commit_policy: CommitPolicy {
                 max_completions: 10_000,
                 max_interval: Duration::from_secs(1),

@@ -5,46 +5,11 @@
 use crate::config::record_bytes;
 use crate::in_flight::InputSlot;
 use avro_codec::InputDecoder;
-use kafka_adapters::{InboundRecord, OutboundRecord};
-use router_core::DeadLetterReason;
+use ports::{InboundRecord, OutboundRecord};
+use router_core::{DeadLetterReason, dead_letter_headers as headers};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::sync::Arc;
-
-/// Header names on every dead-letter record. Values are UTF-8 text.
-pub mod headers {
-    /// Machine code of the reason, e.g. `unauthorized` (see `router_core::DeadLetterReason::code`).
-    pub const REASON: &str = "dlq.reason";
-    /// Human-readable explanation.
-    pub const ERROR: &str = "dlq.error";
-    /// Topic the event was read from.
-    pub const SOURCE_TOPIC: &str = "dlq.source.topic";
-    /// Partition the event was read from.
-    pub const SOURCE_PARTITION: &str = "dlq.source.partition";
-    /// Offset the event was read from.
-    pub const SOURCE_OFFSET: &str = "dlq.source.offset";
-    /// Schema id from the event's Confluent header, when it had one.
-    pub const SCHEMA_ID: &str = "dlq.schema.id";
-    /// Id of the processor instance that dead-lettered it.
-    pub const PROCESSOR_ID: &str = "dlq.processor.id";
-    /// On a `refused` dead letter: the output topic that refused the routed record.
-    pub const OUTPUT_TOPIC: &str = "dlq.output.topic";
-    /// `true` on a dead letter whose value was left out because the dead-letter topic refused
-    /// the full copy as too large: the value is empty, [`VALUE_SIZE`] and [`VALUE_SHA256`]
-    /// identify the original.
-    pub const VALUE_OMITTED: &str = "dlq.value.omitted";
-    /// Size in bytes of the left-out value.
-    pub const VALUE_SIZE: &str = "dlq.value.size";
-    /// SHA-256 of the left-out value, 64 lowercase hex digits.
-    pub const VALUE_SHA256: &str = "dlq.value.sha256";
-    /// `true` when the key and the input's own headers were left out too (they alone exceeded
-    /// `max_record_bytes`); only the `dlq.*` headers remain.
-    pub const KEY_AND_HEADERS_OMITTED: &str = "dlq.key-and-headers.omitted";
-    /// Longest [`ERROR`] value, in bytes; a longer detail is cut (at a character boundary) and
-    /// ends with `…`. The detail can quote the event's own strings (an unknown destination, an
-    /// origin id) and must not make a dead-letter copy larger than the producer can send.
-    pub const ERROR_MAX_BYTES: usize = 1024;
-}
 
 /// How many `dlq.*` headers a dead-letter record gets at most (a `refused` one has
 /// [`headers::OUTPUT_TOPIC`] besides).
@@ -65,7 +30,7 @@ pub(crate) fn dead_letter_record(
     record_headers.extend([
         (
             headers::REASON.to_owned(),
-            reason.code().as_bytes().to_vec(),
+            reason.code().as_str().as_bytes().to_vec(),
         ),
         (
             headers::ERROR.to_owned(),
@@ -304,10 +269,7 @@ mod tests {
             .headers
             .push((headers::OUTPUT_TOPIC.to_owned(), vec![b'o'; 249]));
         let size = wire_size(&record);
-        assert!(
-            size <= kafka_adapters::LIBRDKAFKA_MESSAGE_MAX_BYTES,
-            "{size} bytes"
-        );
+        assert!(size <= ports::LIBRDKAFKA_MESSAGE_MAX_BYTES, "{size} bytes");
         assert!(
             size - config.max_record_bytes <= crate::RECORD_HEADROOM_BYTES,
             "{size} bytes"

@@ -2,8 +2,8 @@
 //! gives back, and the input values they came from. Slabs: tags are reused indexes, so a report
 //! finds its output without hashing, and a steady stream allocates nothing.
 
-use kafka_adapters::DeliveryTag;
 use offset_tracker::Ticket;
+use ports::DeliveryTag;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -11,7 +11,7 @@ pub(crate) struct OutputSlot {
     /// The input record this output belongs to.
     pub(crate) ticket: Ticket,
     /// `None` for a routed output; the reason code for a dead-letter copy.
-    pub(crate) dead_letter_code: Option<&'static str>,
+    pub(crate) dead_letter_code: Option<router_core::DeadLetterCode>,
     /// Index of the per-topic counter a routed output adds to once acknowledged.
     pub(crate) routed_counter: Option<usize>,
     /// Failed attempts so far.

@@ -15,12 +15,12 @@ mod stats;
 
 pub use authentication::{AuthenticationMode, SigningClock, TenantAuthentication};
 pub use config::{PipelineConfig, RECORD_HEADROOM_BYTES, RetryPolicy, record_bytes};
-pub use dead_letter::{headers as dead_letter_headers, value_sha256};
+pub use dead_letter::value_sha256;
 pub use pipeline::{PipelineParts, RunSummary, run};
+/// The `dlq.*` header names (defined in router-core, the owner of the dead-letter vocabulary).
+pub use router_core::dead_letter_headers;
 pub use routing::RoutingSnapshot;
-pub use stats::{
-    DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats, TopicCounters,
-};
+pub use stats::{LATENCY_BUCKETS_MS, LatencyHistogram, PipelineStats, TopicCounters};
 
 /// Wall-clock time, injected so tests control output timestamps.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -56,14 +56,14 @@ pub enum PipelineError {
     },
     /// The record source failed.
     #[error("the input consumer failed: {0}")]
-    Source(#[source] kafka_adapters::AdapterError),
+    Source(#[source] ports::AdapterError),
     /// Exactly-once mode: the transactional producer failed for good (typically fenced: a newer
     /// instance with the same `transactional.id` took over). Nothing of the open transaction is
     /// visible to `read_committed` readers; a restarted process resumes from the last commit.
     #[error(
         "the transactional producer cannot go on: {0}; stopping (a restart resumes from the last committed transaction)"
     )]
-    Transaction(#[source] kafka_adapters::AdapterError),
+    Transaction(#[source] ports::AdapterError),
 }
 
 impl PipelineError {

@@ -65,12 +65,12 @@ use crate::routing::RoutingSnapshot;
 use crate::stats::PipelineStats;
 use crate::{Clock, PipelineError};
 use avro_codec::{CodecError, InputDecoder, SchemaId, SchemaRegistry};
-use kafka_adapters::{
+use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
+use ports::{
     CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
     RecordSource, SendRejected, SourceEvent, TopicPartition,
 };
-use offset_tracker::{AckOutcome, Commit, OffsetTracker, Ticket};
-use router_core::DeadLetterReason;
+use router_core::DeadLetterCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -181,15 +181,6 @@ enum Lifecycle {
     Done(RunSummary),
 }
 
-/// The dead-letter code of an output the broker refused for good, as router-core names it.
-pub(super) fn refused_code() -> &'static str {
-    DeadLetterReason::Refused {
-        topic: String::new(),
-        error: String::new(),
-    }
-    .code()
-}
-
 /// How long a stop waits for the consumer to leave its group (a LeaveGroup round trip, unless
 /// the broker is unreachable).
 const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -200,7 +191,7 @@ enum Step {
     Report(DeliveryReport),
     Retry,
     CommitCheck,
-    Source(Result<SourceEvent, kafka_adapters::AdapterError>),
+    Source(Result<SourceEvent, ports::AdapterError>),
 }
 
 /// Shutdown was requested while the loop waited on something else.
@@ -236,7 +227,7 @@ struct Core<K, C, R> {
     /// partition was lost); the loop aborts it and rewinds after the current step.
     doomed: Option<String>,
     /// The transactional producer cannot go on (fenced): the run ends with this error.
-    fatal: Option<kafka_adapters::AdapterError>,
+    fatal: Option<ports::AdapterError>,
     /// Partitions rewound after an abort whose records read before the rewind may still
     /// arrive: dropped until the source's `Rewound` for them.
     rewinding: Vec<TopicPartition>,
@@ -419,7 +410,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             SourceEvent::Assigned(partitions) => {
                 info!(partitions = %display_partitions(&partitions), "Partitions assigned.");
                 for tp in partitions {
-                    self.tracker.assign(tracker_partition(&tp));
+                    self.tracker.assign(tp);
                 }
                 self.count_assigned();
             }
@@ -442,7 +433,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             SourceEvent::Lost(partitions) => {
                 warn!(partitions = %display_partitions(&partitions), "Partitions lost; their uncommitted records will be routed again by their new owner.");
                 for tp in &partitions {
-                    self.tracker.lose(&tracker_partition(tp));
+                    self.tracker.lose(tp);
                 }
                 if self.exactly_once {
                     for tp in &partitions {
@@ -498,7 +489,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 .counter(kind)
                 .fetch_add(1, Relaxed);
         }
-        let tp = offset_tracker::TopicPartition {
+        let tp = TopicPartition {
             topic: Arc::clone(&record.topic),
             partition: record.partition,
         };
@@ -724,12 +715,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     /// - anything else (the dead-letter topic missing or not writable, a digest record refused)
     ///   is retried as a transient failure: a dead letter is never dropped, its partition stops
     ///   committing and the processor reports it stuck.
-    fn on_refused(
-        &mut self,
-        tag: usize,
-        record: OutboundRecord,
-        error: &kafka_adapters::AdapterError,
-    ) {
+    fn on_refused(&mut self, tag: usize, record: OutboundRecord, error: &ports::AdapterError) {
         let Some(slot) = self.outputs.get(tag) else {
             warn!(tag, "Refused delivery for an unknown tag; ignored.");
             return;
@@ -755,7 +741,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                     &error.to_string(),
                     &self.config.processor_id,
                 );
-                self.replace_output(tag, dead_letter, refused_code(), false);
+                self.replace_output(tag, dead_letter, DeadLetterCode::Refused, false);
             }
             (Some(code), _, false) if error.is_record_too_large() => {
                 warn!(
@@ -786,7 +772,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         &mut self,
         tag: usize,
         record: OutboundRecord,
-        dead_letter_code: &'static str,
+        dead_letter_code: DeadLetterCode,
         value_omitted: bool,
     ) {
         let Some(old) = self.outputs.remove(tag) else {
@@ -809,7 +795,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         &mut self,
         ticket: Ticket,
         record: OutboundRecord,
-        dead_letter_code: &'static str,
+        dead_letter_code: DeadLetterCode,
         value_omitted: bool,
     ) {
         let tag = self.outputs.insert(OutputSlot {
@@ -909,7 +895,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     }
 
     async fn commit(&mut self, commit: Commit) -> bool {
-        let positions = adapter_positions(&commit);
+        let positions = commit.positions.clone();
         let asked = Instant::now();
         let answer = self.committer.commit(positions).await;
         self.stats
@@ -936,26 +922,18 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         partitions: &[TopicPartition],
         reports: &mut mpsc::UnboundedReceiver<DeliveryReport>,
     ) -> Vec<CommitPosition> {
-        let tracked: Vec<_> = partitions.iter().map(tracker_partition).collect();
         let deadline = Instant::now() + self.config.drain_timeout;
         let drained = self
             .drain_until(reports, deadline, |tracker| {
-                tracked.iter().all(|tp| tracker.in_flight(tp) == 0)
+                partitions.iter().all(|tp| tracker.in_flight(tp) == 0)
             })
             .await;
         if !drained {
             warn!(partitions = %display_partitions(partitions), "Revoke drain timed out; undelivered records will be routed again by the new owner.");
         }
-        tracked
+        partitions
             .iter()
             .filter_map(|tp| self.tracker.revoke(tp))
-            .map(|position| CommitPosition {
-                partition: TopicPartition {
-                    topic: position.partition.topic,
-                    partition: position.partition.partition,
-                },
-                offset: position.offset,
-            })
             .collect()
     }
 
@@ -1039,27 +1017,6 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             final_commit_ok,
         })
     }
-}
-
-fn tracker_partition(tp: &TopicPartition) -> offset_tracker::TopicPartition {
-    offset_tracker::TopicPartition {
-        topic: Arc::clone(&tp.topic),
-        partition: tp.partition,
-    }
-}
-
-fn adapter_positions(commit: &Commit) -> Vec<CommitPosition> {
-    commit
-        .positions
-        .iter()
-        .map(|position| CommitPosition {
-            partition: TopicPartition {
-                topic: Arc::clone(&position.partition.topic),
-                partition: position.partition.partition,
-            },
-            offset: position.offset,
-        })
-        .collect()
 }
 
 fn display_partitions(partitions: &[TopicPartition]) -> String {

@@ -6,13 +6,15 @@ use crate::config::{PipelineConfig, record_bytes};
 use crate::dead_letter::dead_letter_record;
 use crate::routing::RoutingSnapshot;
 use avro_codec::{CodecError, InputDecoder, OutputEncoder, SchemaId};
-use kafka_adapters::{InboundRecord, OutboundRecord};
-use router_core::{DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed};
+use ports::{InboundRecord, OutboundRecord};
+use router_core::{
+    DeadLetterCode, DeadLetterReason, Decision, ProcessorToConsumerRef, map_borrowed,
+};
 use std::sync::Arc;
 use tracing::debug;
 
 /// One planned output, with its dead-letter code when it is a dead letter.
-pub(crate) type PlannedOutput = (OutboundRecord, Option<&'static str>);
+pub(crate) type PlannedOutput = (OutboundRecord, Option<DeadLetterCode>);
 
 /// The outputs one input record causes: one per target of its destination, or one dead letter.
 pub(crate) struct Plan {
@@ -227,7 +229,7 @@ impl Planner {
         schema_id: Option<u32>,
     ) -> Plan {
         debug!(
-            reason = reason.code(),
+            reason = reason.code().as_str(),
             topic = %record.topic,
             partition = record.partition,
             offset = record.offset,
@@ -276,10 +278,10 @@ fn poison_reason(error: &CodecError, schema_id: Option<u32>) -> DeadLetterReason
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dead_letter::headers;
     use avro_codec::{
         InputEncoder, OutputDecoder, PROCESSOR_TO_CONSUMER_SCHEMA, PRODUCER_TO_PROCESSOR_SCHEMA,
     };
+    use router_core::dead_letter_headers as headers;
     use router_core::{ProducerToProcessor, Router};
 
     const INPUT_SCHEMA: SchemaId = SchemaId(1);
@@ -409,7 +411,7 @@ mod tests {
             assert_eq!(plan.event_timestamp_ms, None, "{reason}");
             assert_eq!(plan.outputs.len(), 1, "{reason}");
             let (dead_letter, code) = &plan.outputs[0];
-            assert_eq!(*code, Some(reason));
+            assert_eq!(code.map(DeadLetterCode::as_str), Some(reason));
             assert_eq!(&*dead_letter.topic, "dead.letters");
             assert_eq!(
                 header(dead_letter, headers::REASON),
@@ -521,7 +523,7 @@ mod tests {
             assert_eq!(plan.authentication_failure, Some(kind));
             assert_eq!(plan.outputs.len(), 1, "{kind}");
             let (dead_letter, code) = &plan.outputs[0];
-            assert_eq!(*code, Some("unauthenticated"), "{kind}");
+            assert_eq!(*code, Some(DeadLetterCode::Unauthenticated), "{kind}");
             assert_eq!(
                 header(dead_letter, headers::REASON),
                 Some(&b"unauthenticated"[..])

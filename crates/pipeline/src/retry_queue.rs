@@ -1,6 +1,6 @@
 //! Outputs waiting to be sent again, soonest first.
 
-use kafka_adapters::OutboundRecord;
+use ports::OutboundRecord;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use tokio::time::Instant;

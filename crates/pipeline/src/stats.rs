@@ -3,17 +3,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Dead-letter reason codes, in the order of [`PipelineStats::dead_lettered`].
-pub const DEAD_LETTER_CODES: [&str; 8] = [
-    "unknown-destination",
-    "unauthorized",
-    "undecodable",
-    "schema-mismatch",
-    "too-large",
-    "missing-value",
-    "refused",
-    "unauthenticated",
-];
+use router_core::DeadLetterCode;
 
 /// Live figures of one pipeline; cheap to update from the hot path (relaxed atomics).
 #[derive(Debug, Default)]
@@ -24,8 +14,9 @@ pub struct PipelineStats {
     pub routed: AtomicU64,
     /// Output records acknowledged by the broker, per output topic.
     pub routed_by_topic: TopicCounters,
-    /// Dead-letter records acknowledged, per reason (index as in [`DEAD_LETTER_CODES`]).
-    pub dead_lettered: [AtomicU64; DEAD_LETTER_CODES.len()],
+    /// Dead-letter records acknowledged, per reason ([`DeadLetterCode::index`]); read with
+    /// [`dead_lettered_for`](Self::dead_lettered_for).
+    pub dead_lettered: [AtomicU64; DeadLetterCode::ALL.len()],
     /// Produce attempts that failed and were scheduled again.
     pub produce_retries: AtomicU64,
     /// Produce attempts that failed with an error the broker will not fix by itself (missing
@@ -177,21 +168,14 @@ impl UnpublishedLatency {
 }
 
 impl PipelineStats {
-    /// Counts one dead-letter record for `code` (unknown codes are counted as `undecodable`).
-    pub fn count_dead_letter(&self, code: &str) {
-        let index = DEAD_LETTER_CODES
-            .iter()
-            .position(|known| *known == code)
-            .unwrap_or(2);
-        self.dead_lettered[index].fetch_add(1, Relaxed);
+    /// Counts one dead-letter record for `code`.
+    pub fn count_dead_letter(&self, code: DeadLetterCode) {
+        self.dead_lettered[code.index()].fetch_add(1, Relaxed);
     }
 
     /// Dead-letter records acknowledged for `code`.
-    pub fn dead_lettered_for(&self, code: &str) -> u64 {
-        DEAD_LETTER_CODES
-            .iter()
-            .position(|known| *known == code)
-            .map_or(0, |index| self.dead_lettered[index].load(Relaxed))
+    pub fn dead_lettered_for(&self, code: DeadLetterCode) -> u64 {
+        self.dead_lettered[code.index()].load(Relaxed)
     }
 
     /// All dead-letter records acknowledged.

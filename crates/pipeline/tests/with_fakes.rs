@@ -4,13 +4,13 @@
 use avro_codec::{
     InputEncoder, OutputDecoder, RegisteredSchema, RegistryError, SchemaId, SchemaRegistry,
 };
-use kafka_adapters::fake::{Completion, FakeCommitter, FakeSink, FakeSource, SentRecord};
-use kafka_adapters::{InboundRecord, KafkaErrorCode, TopicPartition};
 use pipeline::{
     Clock, PipelineConfig, PipelineParts, PipelineStats, RoutingSnapshot, RunSummary,
     dead_letter_headers,
 };
-use router_core::{ProducerToProcessor, Router};
+use ports::testing::{Completion, FakeCommitter, FakeSink, FakeSource, SentRecord};
+use ports::{InboundRecord, KafkaErrorCode, TopicPartition};
+use router_core::{DeadLetterCode, ProducerToProcessor, Router};
 use schema_registry::MemoryRegistry;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -247,7 +247,7 @@ impl Harness {
     }
 }
 
-fn header<'a>(record: &'a kafka_adapters::OutboundRecord, name: &str) -> Option<&'a str> {
+fn header<'a>(record: &'a ports::OutboundRecord, name: &str) -> Option<&'a str> {
     record
         .headers
         .iter()
@@ -476,7 +476,10 @@ async fn advances_offset_past_poison_messages_only_after_the_dead_letter_is_ackn
     );
     assert!(harness.sink.ack(sent[0].tag));
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
-    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
+    assert_eq!(
+        harness.stats.dead_lettered_for(DeadLetterCode::Undecodable),
+        1
+    );
     harness.stop().await;
 }
 
@@ -565,7 +568,7 @@ async fn size_limit_counts_key_and_headers_with_the_value() {
         "{:?}",
         header(&sent[1].record, dead_letter_headers::ERROR)
     );
-    assert_eq!(harness.stats.dead_lettered_for("too-large"), 2);
+    assert_eq!(harness.stats.dead_lettered_for(DeadLetterCode::TooLarge), 2);
     harness.stop().await;
 }
 
@@ -576,7 +579,7 @@ fn refuse(harness: &Harness, topic: &'static str, code: KafkaErrorCode) {
         .fail_records_with_code(move |record| &*record.topic == topic, code);
 }
 
-fn sent_to<'a>(sent: &'a [SentRecord], topic: &str) -> Vec<&'a kafka_adapters::OutboundRecord> {
+fn sent_to<'a>(sent: &'a [SentRecord], topic: &str) -> Vec<&'a ports::OutboundRecord> {
     sent.iter()
         .map(|sent| &sent.record)
         .filter(|record| &*record.topic == topic)
@@ -589,7 +592,7 @@ async fn refused_output_is_dead_lettered_with_the_input_and_its_partition_moves_
     refuse(
         &harness,
         "processor.to.marketing",
-        KafkaErrorCode::TopicAuthorizationFailed,
+        KafkaErrorCode::TOPIC_AUTHORIZATION_FAILED,
     );
     let refused_value = harness.event("FINANCE", "MARKETING", "refused");
     let mut refused_input = harness.record(0, 1, Some(refused_value.clone()));
@@ -647,7 +650,7 @@ async fn refused_output_is_dead_lettered_with_the_input_and_its_partition_moves_
     assert!(harness.sink.ack(dead_letter_tag));
     assert!(harness.committer.wait_for(&partition(0), 3, WAIT).await);
     let stats = &harness.stats;
-    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     assert_eq!(stats.routed.load(Relaxed), 2);
     assert_eq!(stats.produce_permanent_failures.load(Relaxed), 1);
     assert_eq!(
@@ -665,7 +668,7 @@ async fn transient_failures_are_retried_not_dead_lettered() {
     refuse(
         &harness,
         "processor.to.finance",
-        KafkaErrorCode::NotLeaderForPartition,
+        KafkaErrorCode::NOT_LEADER_FOR_PARTITION,
     );
     harness.source.push_records(vec![harness.record(
         0,
@@ -698,7 +701,7 @@ async fn fan_out_with_one_refused_destination_routes_the_others_and_dead_letters
     refuse(
         &harness,
         "processor.to.audit-b",
-        KafkaErrorCode::UnknownTopicOrPartition,
+        KafkaErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
     );
     let value = harness.event("FINANCE", "AUDIT", "fan-out");
     harness.source.push_records(vec![
@@ -719,7 +722,7 @@ async fn fan_out_with_one_refused_destination_routes_the_others_and_dead_letters
     assert_eq!(stats.routed_by_topic.get("processor.to.audit-a"), 1);
     assert_eq!(stats.routed_by_topic.get("processor.to.audit-b"), 0);
     assert_eq!(stats.routed_by_topic.get("processor.to.finance"), 1);
-    assert_eq!(stats.dead_lettered_for("refused"), 1);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     harness.stop().await;
 }
 
@@ -729,12 +732,12 @@ async fn dead_letter_too_large_for_its_topic_is_replaced_by_a_digest_record() {
     // The dead-letter topic takes no record with a value (as if its limit were tiny).
     harness.sink.fail_records_with_code(
         |record| &*record.topic == DLQ && !record.payload.is_empty(),
-        KafkaErrorCode::MessageSizeTooLarge,
+        KafkaErrorCode::MESSAGE_SIZE_TOO_LARGE,
     );
     refuse(
         &harness,
         "processor.to.marketing",
-        KafkaErrorCode::MessageSizeTooLarge,
+        KafkaErrorCode::MESSAGE_SIZE_TOO_LARGE,
     );
     let garbage = b"\x07not avro at all".to_vec();
     let refused_value = harness.event("FINANCE", "MARKETING", "refused, then too large");
@@ -787,8 +790,11 @@ async fn dead_letter_too_large_for_its_topic_is_replaced_by_a_digest_record() {
         header(digests[1], dead_letter_headers::OUTPUT_TOPIC),
         Some("processor.to.marketing")
     );
-    assert_eq!(harness.stats.dead_lettered_for("undecodable"), 1);
-    assert_eq!(harness.stats.dead_lettered_for("refused"), 1);
+    assert_eq!(
+        harness.stats.dead_lettered_for(DeadLetterCode::Undecodable),
+        1
+    );
+    assert_eq!(harness.stats.dead_lettered_for(DeadLetterCode::Refused), 1);
     assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
     harness.stop().await;
 }
@@ -796,7 +802,7 @@ async fn dead_letter_too_large_for_its_topic_is_replaced_by_a_digest_record() {
 #[tokio::test]
 async fn dead_letter_topic_refusing_is_retried_and_never_drops_the_dead_letter() {
     let harness = start(Completion::AckImmediately, |config| config.retry.budget = 2).await;
-    refuse(&harness, DLQ, KafkaErrorCode::TopicAuthorizationFailed);
+    refuse(&harness, DLQ, KafkaErrorCode::TOPIC_AUTHORIZATION_FAILED);
     harness.source.push_records(vec![
         harness.record(0, 0, Some(harness.event("FINANCE", "SALES", "unknown"))),
         harness.record(0, 1, Some(harness.event("FINANCE", "FINANCE", "fine"))),
@@ -818,7 +824,12 @@ async fn dead_letter_topic_refusing_is_retried_and_never_drops_the_dead_letter()
     );
     harness.sink.clear_failure_rules();
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
-    assert_eq!(harness.stats.dead_lettered_for("unknown-destination"), 1);
+    assert_eq!(
+        harness
+            .stats
+            .dead_lettered_for(DeadLetterCode::UnknownDestination),
+        1
+    );
     assert_eq!(harness.stats.stuck_records.load(Relaxed), 0);
     harness.stop().await;
 }
@@ -1097,12 +1108,10 @@ async fn new_routing_table_applies_to_records_decided_after_the_swap() {
 #[tokio::test]
 async fn source_failure_stops_the_pipeline_with_an_error() {
     let harness = start(Completion::AckImmediately, |_| {}).await;
-    harness
-        .source
-        .push_error(kafka_adapters::AdapterError::Injected {
-            what: "consumer died".to_owned(),
-            retriable: false,
-        });
+    harness.source.push_error(ports::AdapterError::Injected {
+        what: "consumer died".to_owned(),
+        retriable: false,
+    });
     let outcome = tokio::time::timeout(WAIT, harness.run)
         .await
         .expect("stops")
@@ -1191,7 +1200,7 @@ async fn exactly_once_aborts_a_failed_transaction_rewinds_and_routes_again() {
     assert!(rewound.is_ok(), "the source is rewound after the abort");
     assert_eq!(
         harness.source.rewinds(),
-        vec![vec![kafka_adapters::CommitPosition {
+        vec![vec![ports::CommitPosition {
             partition: partition(0),
             offset: 0
         }]]
@@ -1241,7 +1250,7 @@ async fn exactly_once_aborts_a_failed_transaction_rewinds_and_routes_again() {
 async fn exactly_once_refused_outputs_abort_once_and_are_dead_lettered_on_the_replay() {
     let harness = start_with(Completion::Hold, true, |_| {}).await;
     for topic in ["processor.to.marketing", "processor.to.audit-b"] {
-        refuse(&harness, topic, KafkaErrorCode::UnknownTopicOrPartition);
+        refuse(&harness, topic, KafkaErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
     let values = [
         harness.event("FINANCE", "FINANCE", "before"),
@@ -1332,7 +1341,7 @@ async fn exactly_once_refused_outputs_abort_once_and_are_dead_lettered_on_the_re
     let error = header(dead_letter, dead_letter_headers::ERROR).unwrap_or_default();
     assert!(error.contains("processor.to.marketing"), "{error}");
     let stats = &harness.stats;
-    assert_eq!(stats.dead_lettered_for("refused"), 2);
+    assert_eq!(stats.dead_lettered_for(DeadLetterCode::Refused), 2);
     assert_eq!(stats.transactions_aborted.load(Relaxed), 1);
     assert!(stats.transactions_committed.load(Relaxed) >= 1);
     assert_eq!(stats.produce_permanent_failures.load(Relaxed), 2);

@@ -5,11 +5,12 @@
 //! with the alert to set on each is in docs/OPERATIONS.md.
 
 use crate::ops::{Ops, liveness, readiness};
-use pipeline::{DEAD_LETTER_CODES, LATENCY_BUCKETS_MS, LatencyHistogram};
+use pipeline::{LATENCY_BUCKETS_MS, LatencyHistogram};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use router_core::DeadLetterCode;
 use std::fmt::Error;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -71,10 +72,9 @@ impl Collector for ProcessorCollector {
             "events_dead_lettered",
             "Dead-letter records acknowledged by the broker, per reason (dlq.reason header).",
             "reason",
-            DEAD_LETTER_CODES
-                .iter()
-                .enumerate()
-                .map(|(index, reason)| (*reason, stats.dead_lettered[index].load(Relaxed))),
+            DeadLetterCode::ALL
+                .into_iter()
+                .map(|code| (code.as_str(), stats.dead_lettered_for(code))),
         )?;
         counter_by(
             &mut encoder,
@@ -297,7 +297,7 @@ mod tests {
             .routed_by_topic
             .counter("processor.to.finance")
             .store(1_000, Relaxed);
-        stats.count_dead_letter("unauthorized");
+        stats.count_dead_letter(DeadLetterCode::Unauthorized);
         stats
             .authentication_failures
             .counter("identity-mismatch")

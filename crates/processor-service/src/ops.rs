@@ -5,6 +5,7 @@
 //! HTTP handlers and the metrics only read state, they never do I/O.
 
 use avro_codec::{RegistryError, SchemaId, SchemaRegistry};
+use cli_support::now_ms;
 use kafka_adapters::{KafkaAdmin, PartitionLag};
 use pipeline::{PipelineStats, RoutingSnapshot};
 use schema_registry::HttpSchemaRegistry;
@@ -358,13 +359,6 @@ async fn registry_answers(
         ) => Ok(()),
         Err(error) => Err(error.to_string()),
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

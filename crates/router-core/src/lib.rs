@@ -14,7 +14,9 @@ mod router;
 mod table;
 
 pub use config::RouterConfig;
-pub use dead_letter::DeadLetterReason;
+pub use dead_letter::{
+    DeadLetterCode, DeadLetterReason, UnknownDeadLetterCode, headers as dead_letter_headers,
+};
 pub use error::RouterConfigError;
 pub use mapping::{map_borrowed, map_into_output, map_to_output};
 pub use name::{DestinationName, WILDCARD};

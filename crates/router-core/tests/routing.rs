@@ -112,7 +112,7 @@ fn unknown_destination_goes_to_dead_letter() {
     let Decision::DeadLetter(reason) = decision else {
         panic!("expected dead letter, got {decision:?}");
     };
-    assert_eq!(reason.code(), "unknown-destination");
+    assert_eq!(reason.code().as_str(), "unknown-destination");
     assert_eq!(
         reason,
         DeadLetterReason::UnknownDestination {
@@ -149,7 +149,7 @@ fn deny_by_default_blocks_unlisted_tenant() {
     let Decision::DeadLetter(reason) = decision else {
         unreachable!()
     };
-    assert_eq!(reason.code(), "unauthorized");
+    assert_eq!(reason.code().as_str(), "unauthorized");
 }
 
 #[test]

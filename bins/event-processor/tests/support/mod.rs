@@ -847,12 +847,7 @@ pub fn payload_id(payload: &str) -> &str {
     payload.strip_prefix("dummy-payload ").unwrap_or(payload)
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use cli_support::now_ms;
 
 impl World {
     /// Exactly-once tests: `topic` as a `read_committed` reader sees it now (records of open or

@@ -1,15 +1,16 @@
 //! Exactly-once mode: the open transaction's life (begin, doom, commit, abort and rewind) and
 //! refusals remembered across a rewind. See the parent module's documentation.
 
-use super::{Core, adapter_positions, display_partitions, refused_code, tracker_partition};
+use super::{Core, display_partitions};
 use crate::PipelineError;
 use crate::dead_letter::refused_dead_letter_record;
 use avro_codec::SchemaRegistry;
-use kafka_adapters::{
-    CommitPosition, DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink,
-    RecordSource, TopicPartition,
-};
 use offset_tracker::{Commit, Ticket};
+use ports::{
+    DeliveryReport, InboundRecord, OffsetCommitter, OutboundRecord, RecordSink, RecordSource,
+    TopicPartition,
+};
+use router_core::DeadLetterCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::mpsc;
@@ -77,7 +78,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         &mut self,
         tag: usize,
         output: &Arc<str>,
-        error: &kafka_adapters::AdapterError,
+        error: &ports::AdapterError,
     ) {
         let Some(slot) = self.outputs.get(tag) else {
             return;
@@ -143,7 +144,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             &self.config.processor_id,
         );
         self.inputs.release(input);
-        self.send_dead_letter(ticket, dead_letter, refused_code(), false);
+        self.send_dead_letter(ticket, dead_letter, DeadLetterCode::Refused, false);
         Ok(())
     }
 
@@ -179,7 +180,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             positions: self.tracker.committable(),
         };
         let asked = Instant::now();
-        let answer = self.committer.commit(adapter_positions(&commit)).await;
+        let answer = self.committer.commit(commit.positions.clone()).await;
         self.stats
             .commit_latency
             .observe_ms(asked.elapsed().as_millis() as i64);
@@ -223,7 +224,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             self.abort_and_rewind(reports).await;
         }
         for tp in partitions {
-            self.tracker.revoke(&tracker_partition(tp));
+            self.tracker.revoke(tp);
             self.refusals.forget_partition(&tp.topic, tp.partition);
         }
         self.rewinding.retain(|tp| !partitions.contains(tp));
@@ -278,7 +279,7 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             }
         }
         if self.outputs.len() > 0 {
-            self.fatal = Some(kafka_adapters::AdapterError::Task {
+            self.fatal = Some(ports::AdapterError::Task {
                 operation: "aborting the transaction",
                 reason: format!(
                     "{} records of the aborted transaction got no delivery report within pipeline.drain_timeout_ms",
@@ -290,15 +291,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
         let assigned: Vec<_> = self.tracker.assigned().cloned().collect();
         for tp in assigned {
             if let Some(position) = self.tracker.rewind(&tp) {
-                let partition = TopicPartition {
-                    topic: position.partition.topic,
-                    partition: position.partition.partition,
-                };
-                self.rewinding.push(partition.clone());
-                self.pending_rewind.push(CommitPosition {
-                    partition,
-                    offset: position.offset,
-                });
+                self.rewinding.push(position.partition.clone());
+                self.pending_rewind.push(position);
             }
         }
         self.stats

@@ -113,7 +113,7 @@ impl OffsetCommitter for FakeCommitter {
             if state.fenced && self.transactions.is_some() {
                 return std::future::ready(Err(AdapterError::Transaction {
                     operation: "committing the transaction",
-                    code: crate::KafkaErrorCode::Fenced,
+                    code: crate::KafkaErrorCode::FENCED,
                     reason: "injected: fenced".to_owned(),
                     fatal: true,
                     requires_abort: false,

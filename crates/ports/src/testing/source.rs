@@ -152,7 +152,7 @@ impl RecordSource for FakeSource {
                     records.retain(|record| {
                         !partitions
                             .iter()
-                            .any(|tp| tp.is(&record.topic, record.partition))
+                            .any(|tp| tp.partition == record.partition && tp.topic == record.topic)
                     });
                 }
             }
@@ -192,7 +192,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::fake::inbound_record;
+    use crate::testing::inbound_record;
 
     #[tokio::test]
     async fn yields_pushed_events_in_order_then_closed() {

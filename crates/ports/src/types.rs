@@ -1,41 +1,10 @@
-//! Owned record and position types shared by the real adapters and the fakes.
+//! The values the traits exchange: records, delivery reports, topic specs.
 
-use std::fmt;
 use std::sync::Arc;
 
+pub use offset_tracker::{CommitPosition, TopicPartition};
+
 use crate::error::AdapterError;
-
-/// A partition of a topic.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// Topic name.
-    pub topic: Arc<str>,
-    /// Partition number.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// A partition of `topic`.
-    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl TopicPartition {
-    /// Whether this is partition `partition` of `topic`.
-    pub(crate) fn is(&self, topic: &str, partition: i32) -> bool {
-        self.partition == partition && *self.topic == *topic
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]", self.topic, self.partition)
-    }
-}
 
 /// A consumed record, copied out of librdkafka's buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,21 +44,6 @@ impl InboundRecord {
     }
 }
 
-/// A position to commit, with Kafka semantics: the offset of the next record to read.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CommitPosition {
-    /// The partition.
-    pub partition: TopicPartition,
-    /// The next offset to read (last processed offset + 1).
-    pub offset: i64,
-}
-
-impl fmt::Display for CommitPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.partition, self.offset)
-    }
-}
-
 /// A record to produce.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboundRecord {
@@ -102,6 +56,12 @@ pub struct OutboundRecord {
     /// Record headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
 }
+
+/// librdkafka's default `message.max.bytes`: a producer refuses a record whose key, value,
+/// headers and framing (about 40 bytes) exceed it (`MessageSizeTooLarge`, not retriable). The
+/// Kafka adapters' producer defaults do not change it; the pipeline sizes its own limit from
+/// it. (Defined here, not in kafka-adapters, so the pipeline needs no Kafka client for it.)
+pub const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// Identifies an enqueued record in its delivery report. Opaque to the adapter.
 pub type DeliveryTag = usize;

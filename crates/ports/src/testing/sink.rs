@@ -8,7 +8,8 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::lock;
-use crate::error::{AdapterError, KafkaErrorCode, is_retriable_code};
+use crate::code::{KafkaErrorCode, is_retriable_code};
+use crate::error::AdapterError;
 use crate::traits::RecordSink;
 use crate::types::SendRejected;
 use crate::types::{Delivered, DeliveryFailure, DeliveryReport, DeliveryTag, OutboundRecord};
@@ -339,7 +340,7 @@ impl RecordSink for FakeSink {
                 return Err(SendRejected {
                     error: AdapterError::Enqueue {
                         topic: Arc::clone(&record.topic),
-                        code: KafkaErrorCode::QueueFull,
+                        code: KafkaErrorCode::QUEUE_FULL,
                     },
                     record,
                     tag,
@@ -475,7 +476,7 @@ mod tests {
         let sink = FakeSink::new(reports);
         sink.fail_records_with_code(
             |record| &*record.topic == "big",
-            KafkaErrorCode::MessageSizeTooLarge,
+            KafkaErrorCode::MESSAGE_SIZE_TOO_LARGE,
         );
         sink.send(record("big", b"1"), 1).expect("accepted");
         let failure = received

@@ -1,4 +1,5 @@
-//! In-memory stand-ins for the adapters, for unit tests of code written against the traits.
+//! In-memory stand-ins for the adapters, for unit tests of code written against the traits
+//! (cargo feature `testing`).
 //!
 //! Every fake is a cheap `Clone` handle on shared state: give one clone to the code under
 //! test and keep another to script and observe it.

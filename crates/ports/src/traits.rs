@@ -45,16 +45,21 @@ pub struct RevokeReply(ReplyTo);
 enum ReplyTo {
     /// The Kafka consumer thread waits on this inside the rebalance callback.
     Blocking(std::sync::mpsc::SyncSender<Vec<CommitPosition>>),
-    /// A fake source, observed from async test code.
+    /// Awaited from async code (a fake source, observed from test code).
     Async(tokio::sync::oneshot::Sender<Vec<CommitPosition>>),
 }
 
 impl RevokeReply {
-    pub(crate) fn blocking(sender: std::sync::mpsc::SyncSender<Vec<CommitPosition>>) -> Self {
+    /// A reply a thread waits for with [`Receiver::recv_timeout`](std::sync::mpsc::Receiver::recv_timeout):
+    /// what a Kafka consumer's rebalance callback uses, since it must commit before it returns.
+    /// Give the channel room for one answer (`sync_channel(1)`) so replying never blocks; once
+    /// the receiver is dropped (the wait timed out) a reply is only logged.
+    pub fn blocking(sender: std::sync::mpsc::SyncSender<Vec<CommitPosition>>) -> Self {
         Self(ReplyTo::Blocking(sender))
     }
 
-    pub(crate) fn in_memory(sender: tokio::sync::oneshot::Sender<Vec<CommitPosition>>) -> Self {
+    /// A reply awaited from async code (the fake source hands these out).
+    pub fn in_memory(sender: tokio::sync::oneshot::Sender<Vec<CommitPosition>>) -> Self {
         Self(ReplyTo::Async(sender))
     }
 
