@@ -22,7 +22,15 @@ const PURE_CRATES: &[(&str, &[&str])] = &[
     ("router-core", &["serde", "serde_json", "thiserror", "toml"]),
     (
         "tenant-auth",
-        &["hex", "hmac", "serde", "sha2", "thiserror", "toml", "zeroize"],
+        &[
+            "hex",
+            "hmac",
+            "serde",
+            "sha2",
+            "thiserror",
+            "toml",
+            "zeroize",
+        ],
     ),
     (
         "avro-codec",
