@@ -297,9 +297,8 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     }
     if let (false, Some(rate)) = (options.smoke, options.rates.first()) {
         // The same for the latency path, which the throughput runs do not warm: the first
-        // latency run after them came out slower whichever system it was (p50 +1.5 ms, p99
-        // about twice as high at 5k events/s with either system first; the second run was
-        // still slower than the rest). One discarded run of each system.
+        // latency run after them came out slower whichever system it was, and the second
+        // still slower than the rest (docs/BENCHMARKS.md). One discarded run of each system.
         for kind in [System::Passthrough, System::Processor { poison_percent: 0 }] {
             eprintln!("==> latency warm-up run, {} (discarded)", kind.name());
             let warm_up = bench.latency(kind, *rate)?;

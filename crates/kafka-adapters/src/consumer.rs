@@ -49,10 +49,10 @@ type EventSender = mpsc::Sender<Result<SourceEvent, AdapterError>>;
 ///
 /// librdkafka's own defaults queue up to 100 000 messages per partition or 64 MiB, fetched in
 /// responses of up to 50 MiB: draining a backlog of small, well-compressed records, that queue
-/// was most of the processor's memory (peak RSS ~95 MiB in `cargo xtask bench`, ~60 MiB with
-/// these), while the pipeline never holds more than its in-flight bound anyway. With a small
-/// queue librdkafka often finds it full; its default 1 s pause before fetching again then capped
-/// throughput (~88k records/s in the bench), hence the 10 ms backoff.
+/// was most of the processor's memory, while the pipeline never holds more than its in-flight
+/// bound anyway. With a small queue librdkafka often finds it full; its default 1 s pause before
+/// fetching again then capped throughput, hence the 10 ms backoff (docs/BENCHMARKS.md has the
+/// figures of both).
 const PREFETCH_DEFAULTS: &[(&str, &str)] = &[
     ("queued.min.messages", "10000"),
     ("queued.max.messages.kbytes", "4096"),
