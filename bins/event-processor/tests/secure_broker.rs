@@ -6,10 +6,10 @@
 //!   (`kafka.properties_file`), routes end to end in at-least-once and in exactly-once mode, is
 //!   ready and reports lag; the sample producer, the consumer (verify mode) and `dlq-replay` work
 //!   over SASL_SSL with `--kafka-properties-file`;
-//! - without READ on its group the processor exits with code 2 and names the refusal;
-//! - without WRITE on an output topic at start it exits with code 2 and names the topic; when
-//!   the WRITE ACL goes away while it runs, that output's events are dead-lettered as `refused`
-//!   and the others keep flowing;
+//! - without READ on its input or its group, WRITE on an output at start, or (exactly-once) WRITE
+//!   on its transactional id prefix, the processor exits with code 2 and names the refusal; when
+//!   an output's WRITE ACL goes away while it runs, that output's events are dead-lettered as
+//!   `refused` and the others keep flowing;
 //! - with a wrong password start-up waits (librdkafka shows the admin client a refused login only
 //!   as a transport failure) and says in `/ready` and its log that the credentials may be why.
 //!
@@ -264,8 +264,10 @@ async fn binaries_work_with_minimal_acls_over_sasl_ssl_and_refuse_clearly_withou
         "at-least-once",
         "exactly-once",
         "tools",
+        "no-input",
         "no-group",
         "no-output",
+        "no-transactional-id",
         "revoked-output",
         "wrong-password",
     ]
@@ -284,16 +286,20 @@ async fn binaries_work_with_minimal_acls_over_sasl_ssl_and_refuse_clearly_withou
         at_least_once,
         exactly_once_user,
         tools,
+        no_input,
         no_group,
         no_output,
+        no_transactional_id,
         revoked_output,
         wrong_password,
     ] = users;
     tokio::join!(
         routes_at_least_once_and_serves_the_tools(&cluster, at_least_once, tools),
         routes_exactly_once(&cluster, exactly_once_user),
-        without_read_on_the_group_exits_2(&cluster, no_group),
-        without_write_on_an_output_at_start_exits_2(&cluster, no_output),
+        a_missing_acl_exits_2(&cluster, no_input, Missing::ReadInput),
+        a_missing_acl_exits_2(&cluster, no_group, Missing::ReadGroup),
+        a_missing_acl_exits_2(&cluster, no_output, Missing::WriteOutput),
+        a_missing_acl_exits_2(&cluster, no_transactional_id, Missing::TransactionalId),
         write_revoked_while_running_dead_letters_as_refused(&cluster, revoked_output),
         a_wrong_password_keeps_start_up_waiting_and_says_why(&cluster, wrong_password),
     );
@@ -459,47 +465,86 @@ async fn routes_exactly_once(cluster: &Cluster, user: ScramUser) {
     assert!(status.success(), "clean stop: {status}");
 }
 
-async fn without_read_on_the_group_exits_2(cluster: &Cluster, user: ScramUser) {
-    let world = cluster.world("sec-nogroup").await;
-    let group = AclResource::Group(world.group.clone());
-    cluster.broker.grant(&without(
-        processor_acls(&user, &world),
-        AclOperation::Read,
-        &group,
-    ));
-    let properties = cluster.properties_file(world.dir(), &user, &user.password);
-    let config = write_config(cluster, &world, "nogroup-0", &properties, "at-least-once");
-    let mut processor = start_processor(&world, "nogroup-0", &config);
-    let status = refused_exit(&mut processor, "no READ on the group").await;
-    let log = processor.log();
-    assert_eq!(status.code(), Some(2), "exit code; log:\n{log}");
-    assert!(
-        log.contains("was refused by the cluster") && log.contains("GroupAuthorizationFailed"),
-        "the refusal is named; log:\n{log}"
-    );
-    assert!(
-        log.contains(&world.group),
-        "the group is named; log:\n{log}"
-    );
+/// The ACL a refusal scenario leaves out.
+#[derive(Debug, Clone, Copy)]
+enum Missing {
+    ReadInput,
+    ReadGroup,
+    WriteOutput,
+    TransactionalId,
 }
 
-async fn without_write_on_an_output_at_start_exits_2(cluster: &Cluster, user: ScramUser) {
-    let world = cluster.world("sec-nooutput").await;
-    let output = world.outputs["FINANCE"].clone();
+impl Missing {
+    /// The ACL left out, the delivery mode, and what the log must name: the broker's error and
+    /// the resource.
+    fn case(
+        self,
+        world: &World,
+    ) -> (
+        AclOperation,
+        AclResource,
+        &'static str,
+        &'static str,
+        String,
+    ) {
+        match self {
+            Self::ReadInput => (
+                AclOperation::Read,
+                AclResource::Topic(world.input.clone()),
+                "at-least-once",
+                "TopicAuthorizationFailed",
+                world.input.clone(),
+            ),
+            Self::ReadGroup => (
+                AclOperation::Read,
+                AclResource::Group(world.group.clone()),
+                "at-least-once",
+                "GroupAuthorizationFailed",
+                world.group.clone(),
+            ),
+            Self::WriteOutput => (
+                AclOperation::Write,
+                AclResource::Topic(world.outputs["FINANCE"].clone()),
+                "at-least-once",
+                "TopicAuthorizationFailed",
+                world.outputs["FINANCE"].clone(),
+            ),
+            Self::TransactionalId => (
+                AclOperation::Write,
+                AclResource::TransactionalIdPrefix(format!("{}.", world.group)),
+                "exactly-once",
+                "TransactionalIdAuthorizationFailed",
+                "transactional".to_owned(),
+            ),
+        }
+    }
+}
+
+/// Without one of its ACLs the processor exits with code 2 (a configuration problem, not a
+/// crash to restart) within [`REFUSED_WITHIN`] and names the refusal.
+async fn a_missing_acl_exits_2(cluster: &Cluster, user: ScramUser, missing: Missing) {
+    let name = format!("{missing:?}").to_lowercase();
+    let world = cluster.world(&format!("sec-no-{name}")).await;
+    let (operation, resource, delivery, error, named) = missing.case(&world);
     cluster.broker.grant(&without(
         processor_acls(&user, &world),
-        AclOperation::Write,
-        &AclResource::Topic(output.clone()),
+        operation,
+        &resource,
     ));
     let properties = cluster.properties_file(world.dir(), &user, &user.password);
-    let config = write_config(cluster, &world, "nooutput-0", &properties, "at-least-once");
-    let mut processor = start_processor(&world, "nooutput-0", &config);
-    let status = refused_exit(&mut processor, "no WRITE on an output at start").await;
+    let id = format!("no-{name}-0");
+    let config = write_config(cluster, &world, &id, &properties, delivery);
+    let mut processor = start_processor(&world, &id, &config);
+    let status = refused_exit(&mut processor, &format!("without {missing:?}")).await;
     let log = processor.log();
-    assert_eq!(status.code(), Some(2), "exit code; log:\n{log}");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "{missing:?}: exit code; log:\n{log}"
+    );
     assert!(
-        log.contains("TopicAuthorizationFailed") && log.contains(&output),
-        "the refusal names the topic; log:\n{log}"
+        log.contains(error) && log.contains(&named),
+        "{missing:?}: the log names {error} and {named}; log:\n{log}"
     );
 }
 
