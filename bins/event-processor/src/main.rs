@@ -72,6 +72,8 @@ fn main() -> ExitCode {
         Err(error) => {
             error!("{error:#}");
             eprintln!("error: {error:#}");
+            // A refusal (configuration, or the cluster refusing credentials or ACLs: a consumer
+            // stopped with `ConsumerRefused`) is 2 before a fatal transaction error is 3.
             match startup::is_refused(&error) {
                 true => ExitCode::from(2),
                 false if is_fatal_transaction(&error) => ExitCode::from(EXIT_TRANSACTION_FATAL),

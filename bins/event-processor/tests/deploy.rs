@@ -422,11 +422,46 @@ fn kubernetes_deployment_is_accepted_by_the_settings_loader() {
         .into_iter()
         .map(|volume| (volume.at("name").text(), volume))
         .collect();
+    // The Secret volumes too: the credentials are files, not flags.
+    let secrets: BTreeMap<String, &Value> = documents
+        .iter()
+        .filter(|document| document.at("kind").text() == "Secret")
+        .map(|document| (document.at("metadata.name").text(), document))
+        .collect();
     let mut files = Files::default();
     for mount in container.at("volumeMounts").list() {
         let volume = volumes[&mount.at("name").text()];
-        let Some(config_map) = volume.get("configMap") else {
-            continue;
+        let contents: Vec<(String, String)> = match (volume.get("configMap"), volume.get("secret"))
+        {
+            (Some(config_map), _) => config_maps[&config_map.at("name").text()]
+                .at("data")
+                .as_mapping()
+                .expect("data")
+                .iter()
+                .map(|(file, content)| (file.text(), content.text()))
+                .collect(),
+            (None, Some(secret)) => {
+                let data = secrets[&secret.at("secretName").text()].at("stringData");
+                let entry = |key: &str| {
+                    data.get(key)
+                        .unwrap_or_else(|| panic!("the Secret has no `{key}`"))
+                        .text()
+                };
+                match secret.get("items") {
+                    Some(items) => items
+                        .list()
+                        .into_iter()
+                        .map(|item| (item.at("path").text(), entry(&item.at("key").text())))
+                        .collect(),
+                    None => data
+                        .as_mapping()
+                        .expect("stringData")
+                        .iter()
+                        .map(|(key, content)| (key.text(), content.text()))
+                        .collect(),
+                }
+            }
+            _ => continue,
         };
         assert!(
             mount.get("subPath").is_none(),
@@ -434,9 +469,8 @@ fn kubernetes_deployment_is_accepted_by_the_settings_loader() {
         );
         let dir = scratch.join(mount.at("name").text());
         std::fs::create_dir_all(&dir).expect("dir");
-        let data = config_maps[&config_map.at("name").text()].at("data");
-        for (file, content) in data.as_mapping().expect("data") {
-            std::fs::write(dir.join(file.text()), content.text()).expect("file");
+        for (file, content) in contents {
+            std::fs::write(dir.join(file), content).expect("file");
         }
         files.add(&mount.at("mountPath").text(), dir);
     }
@@ -490,6 +524,12 @@ fn kubernetes_deployment_is_accepted_by_the_settings_loader() {
             arg
         })
         .collect();
+    for arg in &args {
+        assert!(
+            !arg.contains("sasl.") && !arg.contains("password"),
+            "no credentials on the command line (`ps` shows it): {arg}"
+        );
+    }
     let args = files.command_line(&args, &scratch);
     let settings = check_config("the Kubernetes Deployment", &args, &env);
     assert_eq!(settings["processor_id"], "event-processor-7d9f8-abcde");

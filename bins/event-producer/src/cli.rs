@@ -89,6 +89,10 @@ pub(crate) struct Cli {
     /// Extra librdkafka producer property, `key=value`; repeatable.
     #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
     pub(crate) kafka_properties: Vec<String>,
+    /// librdkafka properties file (`key=value` lines), applied before `--kafka-property`: for
+    /// credentials (`sasl.password`), which then do not show in `ps`.
+    #[arg(long, env = "KAFKA_PROPERTIES_FILE", value_name = "FILE")]
+    pub(crate) kafka_properties_file: Option<PathBuf>,
     /// How long a record may wait for its acknowledgement (librdkafka `message.timeout.ms`).
     #[arg(long, default_value_t = 30_000)]
     pub(crate) delivery_timeout_ms: u64,
@@ -184,6 +188,11 @@ impl Settings {
             DELIVERY_TIMEOUT_PROPERTY,
             cli.delivery_timeout_ms.to_string(),
         );
+        if let Some(path) = &cli.kafka_properties_file {
+            for (key, value) in cli_support::read_properties_file(path)? {
+                kafka = kafka.with(key, value);
+            }
+        }
         for property in &cli.kafka_properties {
             let (key, value) = parse_property(property)?;
             kafka = kafka.with(key, value);
@@ -762,6 +771,36 @@ mod tests {
                 "C:3"
             ]),
             ["C:3", "C:3"]
+        );
+    }
+
+    #[test]
+    fn a_properties_file_is_applied_before_kafka_property_flags() {
+        let dir = std::env::temp_dir().join(format!("ep-producer-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("kafka.properties");
+        std::fs::write(
+            &file,
+            "# credentials\nsecurity.protocol=SASL_SSL\nsasl.password=from-file\nlinger.ms=5\n",
+        )
+        .expect("written");
+        let applied = settings(&[
+            "--kafka-properties-file",
+            file.to_str().expect("UTF-8"),
+            "--kafka-property",
+            "linger.ms=20",
+        ])
+        .expect("valid");
+        let property = |key: &str| applied.kafka.properties.get(key).map(String::as_str);
+        assert_eq!(property("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(property("sasl.password"), Some("from-file"));
+        assert_eq!(property("linger.ms"), Some("20"));
+        assert!(!format!("{:?}", applied.kafka).contains("from-file"));
+        let error = settings(&["--kafka-properties-file", "/nonexistent/kafka.properties"])
+            .expect_err("missing file");
+        assert!(
+            format!("{error:#}").contains("/nonexistent/kafka.properties"),
+            "{error:#}"
         );
     }
 

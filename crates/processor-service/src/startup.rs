@@ -11,7 +11,7 @@ use crate::ops::{Dependency, Ops};
 use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use avro_codec::RegistryError;
-use kafka_adapters::{TopicAdmin, TopicSpec};
+use kafka_adapters::{AdapterError, TopicAdmin, TopicSpec, is_access_refusal_code};
 use pipeline::{PipelineError, RoutingSnapshot};
 use router_core::Router;
 use schema_registry::HttpSchemaRegistry;
@@ -32,9 +32,24 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Whether `error` (or anything it wraps) is a [`Refused`].
+/// Whether `error` (or anything it wraps) is a [`Refused`], or the cluster refusing this
+/// client's access ([`is_access_refusal`]): a configuration problem either way, exit code 2.
 pub fn is_refused(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Refused>())
+    error.chain().any(|cause| cause.is::<Refused>()) || is_access_refusal(error)
+}
+
+/// Whether `error` (or anything it wraps) is the cluster refusing this client for good: its
+/// credentials (SASL authentication failed) or a missing ACL on a topic, the group, the
+/// transactional id or the cluster (`kafka_adapters::is_access_refusal_code`). Retrying only
+/// repeats the refusal until an operator changes credentials or ACLs; a consumer refused this
+/// way stops with `AdapterError::ConsumerRefused`.
+pub fn is_access_refusal(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<AdapterError>()
+            .and_then(AdapterError::code)
+            .is_some_and(is_access_refusal_code)
+    })
 }
 
 /// First wait between two start-up attempts.
@@ -134,6 +149,9 @@ pub struct TopicRules {
     /// `kafka.missing_topics_wait_ms`: how long other missing topics are waited for.
     pub missing_wait: Duration,
     pub bootstrap: String,
+    /// librdkafka's `security.protocol`, when set: says whether an unreachable broker may in
+    /// fact be refusing the credentials.
+    pub security_protocol: Option<String>,
 }
 
 /// What to do about the topics the broker lacks.
@@ -245,6 +263,31 @@ async fn missing_topics(admin: &impl TopicAdmin, topics: &[String]) -> Result<Ve
     Ok(missing)
 }
 
+/// Why start-up still waits for the broker: `error`, and with SASL a hint that a transport
+/// failure may be a refused login. librdkafka reports a failed SASL authentication to the
+/// admin client only as `BrokerTransportFailure` (the `Authentication` error goes to a queue
+/// the admin client does not serve), the same as a broker that is down, so the wait cannot
+/// tell them apart and goes on.
+fn broker_wait_reason(error: &anyhow::Error, security_protocol: Option<&str>) -> String {
+    let transport_failure = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<AdapterError>()
+            .and_then(AdapterError::code)
+            == Some(kafka_adapters::KafkaErrorCode::BROKER_TRANSPORT_FAILURE)
+    });
+    let sasl = security_protocol.is_some_and(|protocol| {
+        protocol.eq_ignore_ascii_case("SASL_SSL") || protocol.eq_ignore_ascii_case("SASL_PLAINTEXT")
+    });
+    match transport_failure && sasl {
+        true => format!(
+            "{error:#} (with security.protocol {} a refused login looks the same: check \
+             sasl.username, sasl.password and sasl.mechanism)",
+            security_protocol.unwrap_or_default()
+        ),
+        false => format!("{error:#}"),
+    }
+}
+
 /// Waits until the broker answers and has every topic of `topics` (creating them as `rules`
 /// say), reporting the wait in `/ready` and the log.
 pub async fn wait_for_topics(
@@ -260,8 +303,17 @@ pub async fn wait_for_topics(
     let mut missing_since: Option<Instant> = None;
     loop {
         match missing_topics(admin, topics).await {
+            Err(error) if is_access_refusal(&error) => {
+                return Err(Refused(format!(
+                    "the broker at {bootstrap} refuses this client: {error:#}. Check its \
+                     credentials and that its user has the ACLs of docs/OPERATIONS.md \
+                     (\"Broker security\"): READ on the input topic, WRITE on every output \
+                     topic and the dead-letter topic"
+                ))
+                .into());
+            }
             Err(error) => {
-                let error = format!("{error:#}");
+                let error = broker_wait_reason(&error, rules.security_protocol.as_deref());
                 ops.set_waiting(
                     Dependency::Broker,
                     Some(format!("waiting for the broker at {bootstrap}: {error}")),
@@ -395,6 +447,7 @@ pub fn topic_rules(settings: &Settings, prototype: bool) -> TopicRules {
         replication: kafka.topic_replication,
         missing_wait: Duration::from_millis(kafka.missing_topics_wait_ms),
         bootstrap: kafka.bootstrap_servers.clone(),
+        security_protocol: kafka.properties.get("security.protocol").cloned(),
     }
 }
 
@@ -459,6 +512,31 @@ pub async fn ensure_topics(
 mod tests {
     use super::*;
 
+    fn metadata_error(code: kafka_adapters::KafkaErrorCode) -> anyhow::Error {
+        anyhow::Error::new(AdapterError::TopicRequest {
+            operation: "fetching topic metadata",
+            topic: "t".to_owned(),
+            code,
+        })
+        .context("cannot read metadata of topic t")
+    }
+
+    #[test]
+    fn the_cluster_refusing_access_is_a_refusal_and_a_transport_failure_is_not() {
+        use kafka_adapters::KafkaErrorCode as C;
+        for code in [
+            C::TOPIC_AUTHORIZATION_FAILED,
+            C::GROUP_AUTHORIZATION_FAILED,
+            C::AUTHENTICATION,
+        ] {
+            assert!(is_refused(&metadata_error(code)), "{code:?}");
+        }
+        for code in [C::BROKER_TRANSPORT_FAILURE, C::UNKNOWN_TOPIC_OR_PARTITION] {
+            assert!(!is_refused(&metadata_error(code)), "{code:?}");
+        }
+        assert!(is_refused(&anyhow::Error::new(Refused("r".to_owned()))));
+    }
+
     fn rules() -> TopicRules {
         TopicRules {
             create_missing: false,
@@ -468,7 +546,25 @@ mod tests {
             replication: None,
             missing_wait: Duration::from_secs(60),
             bootstrap: "broker:9092".to_owned(),
+            security_protocol: None,
         }
+    }
+
+    #[test]
+    fn a_transport_failure_with_sasl_hints_at_the_credentials() {
+        use kafka_adapters::KafkaErrorCode as C;
+        let transport = metadata_error(C::BROKER_TRANSPORT_FAILURE);
+        let hinted = broker_wait_reason(&transport, Some("SASL_SSL"));
+        assert!(
+            hinted.contains("BrokerTransportFailure") && hinted.contains("sasl.password"),
+            "{hinted}"
+        );
+        for protocol in [None, Some("SSL"), Some("PLAINTEXT")] {
+            let plain = broker_wait_reason(&transport, protocol);
+            assert!(!plain.contains("sasl.password"), "{plain}");
+        }
+        let other = broker_wait_reason(&metadata_error(C::REQUEST_TIMED_OUT), Some("SASL_SSL"));
+        assert!(!other.contains("sasl.password"), "{other}");
     }
 
     fn names(names: &[&str]) -> Vec<String> {

@@ -89,6 +89,11 @@ impl World {
         }
     }
 
+    /// This world's scratch directory (routing file, logs).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.log_dir
+    }
+
     pub fn event_value(&self, tenant: &str, destination: &str, id: &str) -> Vec<u8> {
         self.encoder.encode_to_vec(&ProducerToProcessor {
             origin_service_id: format!("{}-svc", tenant.to_lowercase()),
@@ -497,6 +502,44 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// Starts the processor binary with `args` only (none of a [`World`]'s flags: e.g. all
+    /// settings from a config file), stdout and stderr appended to `log_path`.
+    pub fn spawn(args: &[&str], log_path: PathBuf) -> Processor {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_event-processor"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("processor starts");
+        Processor {
+            child: Some(child),
+            log_path,
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; `None` if it still runs.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait().expect("wait")
+            {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
