@@ -41,8 +41,14 @@ static INPUT: LazyLock<InputDecoder> = LazyLock::new(|| {
             .expect("fuzz writer schemas resolve");
     }
     assert_eq!(decoder.read_path(SchemaId(FAST)), Some(ReadPath::Fast));
-    assert_eq!(decoder.read_path(SchemaId(RESOLVING)), Some(ReadPath::Resolving));
-    assert_eq!(decoder.read_path(SchemaId(EVOLVED)), Some(ReadPath::Resolving));
+    assert_eq!(
+        decoder.read_path(SchemaId(RESOLVING)),
+        Some(ReadPath::Resolving)
+    );
+    assert_eq!(
+        decoder.read_path(SchemaId(EVOLVED)),
+        Some(ReadPath::Resolving)
+    );
     decoder
 });
 
@@ -56,7 +62,10 @@ static OUTPUT: LazyLock<OutputDecoder> = LazyLock::new(|| {
             .add_writer_schema(SchemaId(id), &writer)
             .expect("fuzz writer schemas resolve");
     }
-    assert_eq!(decoder.read_path(SchemaId(RESOLVING)), Some(ReadPath::Resolving));
+    assert_eq!(
+        decoder.read_path(SchemaId(RESOLVING)),
+        Some(ReadPath::Resolving)
+    );
     decoder
 });
 
@@ -74,25 +83,39 @@ fn check_framed(framed: &[u8]) {
     let borrowed = INPUT.decode_borrowed(framed);
     match (&owned, &borrowed) {
         (Ok(record), Ok(DecodedInput::Borrowed(view))) => {
-            assert_eq!(view.to_owned_record(), *record, "borrowed and owned decodes differ");
+            assert_eq!(
+                view.to_owned_record(),
+                *record,
+                "borrowed and owned decodes differ"
+            );
         }
         (Ok(record), Ok(DecodedInput::Owned(other))) => {
             assert_eq!(other, record, "borrowed and owned decodes differ");
         }
         (Err(owned), Err(borrowed)) => {
-            assert_eq!(owned.to_string(), borrowed.to_string(), "decodes fail differently");
+            assert_eq!(
+                owned.to_string(),
+                borrowed.to_string(),
+                "decodes fail differently"
+            );
         }
         _ => panic!("one decode failed, the other not: {owned:?} vs {borrowed:?}"),
     }
     if let Ok(record) = owned {
         let encoded = InputEncoder::new(SchemaId(FAST)).encode_to_vec(&record);
         let again = INPUT.decode(&encoded);
-        assert!(again.as_ref().is_ok_and(|again| *again == record), "input record does not re-encode: {record:?} became {again:?}");
+        assert!(
+            again.as_ref().is_ok_and(|again| *again == record),
+            "input record does not re-encode: {record:?} became {again:?}"
+        );
     }
     if let Ok(record) = OUTPUT.decode(framed) {
         let encoded = OutputEncoder::new(SchemaId(FAST)).encode_to_vec(&record);
         let again = OUTPUT.decode(&encoded);
-        assert!(again.as_ref().is_ok_and(|again| *again == record), "output record does not re-encode: {record:?} became {again:?}");
+        assert!(
+            again.as_ref().is_ok_and(|again| *again == record),
+            "output record does not re-encode: {record:?} became {again:?}"
+        );
     }
 }
 
@@ -107,13 +130,21 @@ fuzz_target!(|data: &[u8]| {
     // the hand-written decoder agrees with apache-avro on every body.
     let fast = INPUT.decode(&frame(FAST, data));
     let resolved = INPUT.decode(&frame(RESOLVING, data));
-    assert_eq!(fast.is_ok(), resolved.is_ok(), "input paths disagree: {fast:?} vs {resolved:?}");
+    assert_eq!(
+        fast.is_ok(),
+        resolved.is_ok(),
+        "input paths disagree: {fast:?} vs {resolved:?}"
+    );
     if let (Ok(fast), Ok(resolved)) = (fast, resolved) {
         assert_eq!(fast, resolved, "input paths decode different records");
     }
     let fast = OUTPUT.decode(&frame(FAST, data));
     let resolved = OUTPUT.decode(&frame(RESOLVING, data));
-    assert_eq!(fast.is_ok(), resolved.is_ok(), "output paths disagree: {fast:?} vs {resolved:?}");
+    assert_eq!(
+        fast.is_ok(),
+        resolved.is_ok(),
+        "output paths disagree: {fast:?} vs {resolved:?}"
+    );
     if let (Ok(fast), Ok(resolved)) = (fast, resolved) {
         assert_eq!(fast, resolved, "output paths decode different records");
     }

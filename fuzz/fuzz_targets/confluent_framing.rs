@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             // Framing errors are properties of the bytes: never worth a retry.
             assert!(error.is_poison(), "framing error is not poison: {error:?}");
-            assert!(data.len() < HEADER_LEN || data[0] != MAGIC_BYTE, "valid frame refused");
+            assert!(
+                data.len() < HEADER_LEN || data[0] != MAGIC_BYTE,
+                "valid frame refused"
+            );
         }
     }
 });

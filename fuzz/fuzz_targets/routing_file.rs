@@ -9,24 +9,42 @@ use router_core::{DeadLetterReason, Decision, Router};
 fuzz_target!(|data: &[u8]| {
     // Lossy rather than skipping invalid UTF-8: every mutation still exercises the parsers.
     let text = String::from_utf8_lossy(data);
-    for parsed in [Router::from_toml_str(&text), Router::from_prototype_json(&text)] {
+    for parsed in [
+        Router::from_toml_str(&text),
+        Router::from_prototype_json(&text),
+    ] {
         if let Ok(router) = parsed {
             check_router(&router);
         }
     }
     // The same text parsed twice is the same configuration.
     if let (Ok(first), Ok(second)) = (Router::from_toml_str(&text), Router::from_toml_str(&text)) {
-        assert_eq!(first.version(), second.version(), "version is not deterministic");
+        assert_eq!(
+            first.version(),
+            second.version(),
+            "version is not deterministic"
+        );
     }
 });
 
 fn check_router(router: &Router) {
-    let origins = [("FINANCE", "producer-1"), ("*", "x"), ("", ""), ("marketing", "m-1")];
+    let origins = [
+        ("FINANCE", "producer-1"),
+        ("*", "x"),
+        ("", ""),
+        ("marketing", "m-1"),
+    ];
     for destination in router.destinations() {
         let name = destination.as_str();
         assert_eq!(router.table().resolve(name), Some(destination));
-        assert!(router.outputs(&name.to_ascii_lowercase()).is_some(), "case-insensitive lookup fails for {name:?}");
-        assert!(router.outputs(&format!(" {name}\t")).is_some(), "padded lookup fails for {name:?}");
+        assert!(
+            router.outputs(&name.to_ascii_lowercase()).is_some(),
+            "case-insensitive lookup fails for {name:?}"
+        );
+        assert!(
+            router.outputs(&format!(" {name}\t")).is_some(),
+            "padded lookup fails for {name:?}"
+        );
         for (origin_type, origin_id) in origins {
             match router.decide_for(origin_type, origin_id, name) {
                 Decision::Route(outputs) => {

@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(ring.len(), ring.keys().count());
     for key in ring.keys() {
-        assert!(ring.get(key.id()).is_some_and(|found| found.id() == key.id()));
+        assert!(
+            ring.get(key.id())
+                .is_some_and(|found| found.id() == key.id())
+        );
         let _ = format!("{key:?}");
         for now_ms in [i64::MIN, -1, 0, 1_800_000_000_000, i64::MAX] {
             let validity = key.validity_at(now_ms);

@@ -44,7 +44,10 @@ fn forged(input: &mut Unstructured<'_>) -> Result<()> {
     }
     let value = input.bytes(input.len())?;
     let verdict = VERIFIER.verify(
-        Claim { service_type, service_id },
+        Claim {
+            service_type,
+            service_id,
+        },
         record_key,
         value,
         headers.iter().copied(),
@@ -62,7 +65,8 @@ fn forged(input: &mut Unstructured<'_>) -> Result<()> {
 fn genuine(input: &mut Unstructured<'_>) -> Result<()> {
     let keys: Vec<_> = VERIFIER.key_ring().keys().collect();
     let key = *input.choose(&keys)?;
-    let Ok(identity) = TenantIdentity::new(input.arbitrary::<String>()?, input.arbitrary::<String>()?)
+    let Ok(identity) =
+        TenantIdentity::new(input.arbitrary::<String>()?, input.arbitrary::<String>()?)
     else {
         return Ok(());
     };
@@ -73,7 +77,11 @@ fn genuine(input: &mut Unstructured<'_>) -> Result<()> {
     let signed_at_ms: i64 = input.arbitrary()?;
     let value = input.bytes(input.len())?;
     let headers = signer.sign(record_key, value, signed_at_ms).into_pairs();
-    let pairs = || headers.iter().map(|(name, value)| (*name, value.as_slice()));
+    let pairs = || {
+        headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_slice()))
+    };
     let claim = Claim {
         service_type: &identity.service_type,
         service_id: &identity.service_id,
@@ -83,7 +91,12 @@ fn genuine(input: &mut Unstructured<'_>) -> Result<()> {
     let usable = key.validity_at(signed_at_ms) == KeyValidity::Valid
         && key.belongs_to(&identity)
         && identity.to_string().len() <= 1024;
-    assert_eq!(verdict.is_ok(), usable, "genuine signature by {} for {identity}: {verdict:?}", key.id());
+    assert_eq!(
+        verdict.is_ok(),
+        usable,
+        "genuine signature by {} for {identity}: {verdict:?}",
+        key.id()
+    );
     let mut changed = value.to_vec();
     changed.push(0);
     let verdict = VERIFIER.verify(claim, record_key, &changed, pairs(), signed_at_ms);
