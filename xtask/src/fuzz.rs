@@ -1,11 +1,12 @@
 //! `cargo xtask fuzz`: builds the cargo-fuzz targets of `fuzz/` and runs each for a fixed time
 //! (docs/FUZZING.md).
 //!
-//! Toolchain: `cargo +nightly fuzz` when rustup has a nightly toolchain, else the default
-//! toolchain with `RUSTC_BOOTSTRAP=1` (cargo-fuzz passes nightly-only flags). Always
-//! `--sanitizer none`: the workspace forbids `unsafe`, so AddressSanitizer would find little that
-//! a Rust panic does not, at about half the speed, and it would need the sanitizer runtime of
-//! whichever toolchain is used. Panics, overflow checks and debug assertions stay on.
+//! Toolchain: `EP_FUZZ_TOOLCHAIN` when set, else `cargo +nightly fuzz` when rustup has a nightly
+//! toolchain, else the default toolchain. Always `--sanitizer none`: the workspace forbids
+//! `unsafe`, so AddressSanitizer would find little that a Rust panic does not, at about half the
+//! speed; and without a sanitizer cargo-fuzz passes only flags a stable compiler accepts, so a
+//! machine with stable Rust alone fuzzes too. Panics, overflow checks and debug assertions stay
+//! on.
 //!
 //! libFuzzer writes what it finds to `fuzz/target/corpus/<target>` (thrown away with the build);
 //! the committed seeds in `fuzz/corpus/<target>` are only read. A crash stops that target, the
@@ -49,8 +50,7 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     let fuzz = Fuzz::detect();
     fuzz.ensure_cargo_fuzz()?;
     println!(
-        "fuzz: building {} target(s) with {}",
-        options.targets.len(),
+        "fuzz: building the targets with {}",
         fuzz.toolchain_description()
     );
     let build_started = Instant::now();
@@ -118,12 +118,21 @@ impl Options {
 /// How cargo-fuzz is invoked on this machine.
 struct Fuzz {
     root: PathBuf,
-    /// `Some("nightly")`: `cargo +nightly fuzz`; `None`: `cargo fuzz` with `RUSTC_BOOTSTRAP=1`.
-    toolchain: Option<&'static str>,
+    /// `Some(name)`: `cargo +name fuzz`; `None`: `cargo fuzz` (the default toolchain).
+    toolchain: Option<String>,
 }
 
 impl Fuzz {
     fn detect() -> Self {
+        if let Some(toolchain) = std::env::var("EP_FUZZ_TOOLCHAIN")
+            .ok()
+            .filter(|name| !name.is_empty())
+        {
+            return Self {
+                root: workspace_root(),
+                toolchain: Some(toolchain),
+            };
+        }
         let nightly = Command::new("rustup")
             .args(["toolchain", "list"])
             .stderr(Stdio::null())
@@ -137,14 +146,14 @@ impl Fuzz {
             });
         Self {
             root: workspace_root(),
-            toolchain: nightly.then_some("nightly"),
+            toolchain: nightly.then(|| "nightly".to_owned()),
         }
     }
 
-    fn toolchain_description(&self) -> &'static str {
-        match self.toolchain {
-            Some(_) => "cargo +nightly fuzz",
-            None => "the default toolchain and RUSTC_BOOTSTRAP=1 (no nightly toolchain found)",
+    fn toolchain_description(&self) -> String {
+        match &self.toolchain {
+            Some(toolchain) => format!("cargo +{toolchain} fuzz"),
+            None => "cargo fuzz (the default toolchain: no nightly found)".to_owned(),
         }
     }
 
@@ -152,10 +161,8 @@ impl Fuzz {
     fn cargo_fuzz(&self) -> Command {
         // The rustup proxy, not `$CARGO`: only the proxy understands `+nightly`.
         let mut command = Command::new("cargo");
-        if let Some(toolchain) = self.toolchain {
+        if let Some(toolchain) = &self.toolchain {
             command.arg(format!("+{toolchain}"));
-        } else {
-            command.env("RUSTC_BOOTSTRAP", "1");
         }
         command.arg("fuzz").current_dir(&self.root);
         command
@@ -226,7 +233,7 @@ impl Fuzz {
         Ok(Some(Crash {
             target: target.to_owned(),
             artifact: artifact(&output),
-            toolchain: self.toolchain,
+            toolchain: self.toolchain.clone(),
             log_path,
             log_tail: tail(&output, 30),
         }))
@@ -266,7 +273,7 @@ fn tail(output: &str, lines: usize) -> String {
 struct Crash {
     target: String,
     artifact: Option<PathBuf>,
-    toolchain: Option<&'static str>,
+    toolchain: Option<String>,
     log_path: PathBuf,
     log_tail: String,
 }
@@ -279,14 +286,15 @@ impl std::fmt::Display for Crash {
         let Some(artifact) = &self.artifact else {
             return writeln!(f, "(libFuzzer saved no input; see the log)");
         };
-        let (toolchain, bootstrap) = match self.toolchain {
-            Some(toolchain) => (format!(" +{toolchain}"), ""),
-            None => (String::new(), "RUSTC_BOOTSTRAP=1 "),
-        };
+        let toolchain = self
+            .toolchain
+            .as_ref()
+            .map(|toolchain| format!(" +{toolchain}"))
+            .unwrap_or_default();
         writeln!(f, "crashing input: {}", shown(artifact))?;
         writeln!(
             f,
-            "reproduce: {bootstrap}cargo{toolchain} fuzz run --sanitizer none {} {}",
+            "reproduce: cargo{toolchain} fuzz run --sanitizer none {} {}",
             self.target,
             shown(artifact)
         )?;
@@ -350,14 +358,14 @@ mod tests {
         let crash = Crash {
             target: "avro_decode".to_owned(),
             artifact: artifact(output),
-            toolchain: None,
+            toolchain: Some("nightly".to_owned()),
             log_path: PathBuf::from("fuzz/target/logs/avro_decode.log"),
             log_tail: tail(output, 2),
         };
         let report = crash.to_string();
         assert!(
             report.contains(
-                "reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none avro_decode \
+                "reproduce: cargo +nightly fuzz run --sanitizer none avro_decode \
                  /w/fuzz/artifacts/avro_decode/crash-abc"
             ),
             "{report}"

@@ -40,7 +40,8 @@ environment:
   EP_KAFKA_PORT (9092), EP_KAFKA_CONTROLLER_PORT (9093): the broker's client and KRaft ports
   EP_REGISTRY_PORT (8081), EP_REGISTRY_MANAGEMENT_PORT (8082): the registry's API and management ports
   EP_TOOLS_DIR: where Kafka and Apicurio are fetched to (default ~/.cache/event-processor)
-  EP_KAFKA_JAVA, EP_REGISTRY_JAVA: the java to run each with (default: found; 17+ and 21+)";
+  EP_KAFKA_JAVA, EP_REGISTRY_JAVA: the java to run each with (default: found; 17+ and 21+)
+  EP_FUZZ_TOOLCHAIN: the rustup toolchain `fuzz` builds with (default: nightly if installed, else the default)";
 
 fn main() {
     if let Err(error) = run() {
