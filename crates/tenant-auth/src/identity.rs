@@ -4,6 +4,11 @@ use std::fmt;
 
 use crate::TenantAuthError;
 
+/// Longest identity header (`SERVICE_TYPE:SERVICE_ID`) accepted; service types and ids are short
+/// names. [`TenantIdentity::new`] refuses longer ones, so a signer never signs what the verifier
+/// refuses to read.
+pub(crate) const MAX_IDENTITY_LEN: usize = 1024;
+
 /// A tenant service instance: its service type (e.g. `FINANCE`) and service id.
 ///
 /// Compared like the tenant policy compares them: service types ASCII-case-insensitively after
@@ -19,7 +24,8 @@ pub struct TenantIdentity {
 impl TenantIdentity {
     /// An identity that can be signed: a non-blank service type without `:` or control
     /// characters (the identity header is `TYPE:ID`, split at the first `:`), and a non-empty
-    /// service id without control characters.
+    /// service id without control characters; `TYPE:ID` at most 1024 bytes (the verifier's
+    /// limit).
     ///
     /// # Errors
     /// [`TenantAuthError::InvalidIdentity`] naming what is wrong.
@@ -39,6 +45,8 @@ impl TenantIdentity {
             )
         } else if identity.service_id.is_empty() {
             Some("the service id is empty")
+        } else if identity.service_type.len() + 1 + identity.service_id.len() > MAX_IDENTITY_LEN {
+            Some("is longer than 1024 bytes as `SERVICE_TYPE:SERVICE_ID`")
         } else if identity.service_type.chars().any(char::is_control)
             || identity.service_id.chars().any(char::is_control)
         {

@@ -4,15 +4,13 @@ use std::sync::Arc;
 
 use hmac::Mac;
 
+use crate::identity::MAX_IDENTITY_LEN;
 use crate::keys::KeyValidity;
 use crate::message::{
     HEADERS, IDENTITY_HEADER, KEY_ID_HEADER, MAX_KEY_ID_LEN, SIGNATURE_HEADER, SignedFields,
     TIMESTAMP_HEADER, VERSION,
 };
 use crate::{KeyRing, TenantIdentity};
-
-/// Longest identity header accepted; service types and ids are short names.
-const MAX_IDENTITY_LEN: usize = 1024;
 
 /// How far the signing time may be from the verifier's `now_ms`.
 ///
