@@ -21,8 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Every fuzz target, in the order they run.
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "avro_decode",
+    "avro_writer_schema",
     "confluent_framing",
     "routing_file",
     "tenant_keys",
@@ -35,7 +36,7 @@ const CARGO_FUZZ_VERSION: &str = "0.13.1";
 /// Seconds per target without `--seconds`.
 const DEFAULT_SECONDS: u64 = 20;
 
-/// Seconds per target with `--smoke` (CI): all five targets take about a minute.
+/// Seconds per target with `--smoke` (CI): all six targets take about a minute.
 const SMOKE_SECONDS: u64 = 10;
 
 /// libFuzzer options for every run: a single input taking longer than this many seconds is
@@ -43,7 +44,8 @@ const SMOKE_SECONDS: u64 = 10;
 const PER_INPUT_TIMEOUT_SECONDS: u64 = 10;
 
 const USAGE: &str = "usage: cargo xtask fuzz [--seconds N | --smoke] [TARGET...]\n\
-    targets: avro_decode confluent_framing routing_file tenant_keys tenant_verify (default: all)";
+    targets: avro_decode avro_writer_schema confluent_framing routing_file tenant_keys tenant_verify\n\
+    (default: all)";
 
 pub(crate) fn command(args: &[&str]) -> Result<()> {
     let options = Options::parse(args)?;
