@@ -283,6 +283,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             System::Processor {
                 poison_percent: POISON_PERCENT,
             },
+            System::Authenticated,
         ]
         .into_iter()
         .chain(exactly_once)
@@ -375,6 +376,9 @@ enum System {
     ExactlyOnce {
         interval_ms: u64,
     },
+    /// The processor with tenant authentication (`authentication.mode = "hmac"`): every event
+    /// is signed by the workload producer and verified before it is routed.
+    Authenticated,
     Broker,
 }
 
@@ -391,6 +395,7 @@ impl System {
             System::Processor { poison_percent: 0 } => "processor".to_owned(),
             System::Processor { poison_percent } => format!("processor-poison-{poison_percent}"),
             System::ExactlyOnce { interval_ms } => format!("processor-eos-{interval_ms}ms"),
+            System::Authenticated => "processor-hmac".to_owned(),
         }
     }
 }
@@ -421,9 +426,13 @@ impl Bench<'_> {
         let topics = self.topics(&system.name())?;
         let poison_percent = match system {
             System::Processor { poison_percent } => poison_percent,
-            System::Passthrough | System::Broker | System::ExactlyOnce { .. } => 0,
+            System::Passthrough
+            | System::Broker
+            | System::ExactlyOnce { .. }
+            | System::Authenticated => 0,
         };
-        let produced = self.produce(&topics, self.options.events, poison_percent, None)?;
+        let signed = matches!(system, System::Authenticated);
+        let produced = self.produce(&topics, self.options.events, poison_percent, None, signed)?;
         let ready = self.run_dir.join(format!("{}.ready", topics.name));
         let mut drain = self.start_drain(
             &topics,
@@ -497,7 +506,13 @@ impl Bench<'_> {
         if let Some(running) = running.as_mut() {
             running.wait_assigned(Duration::from_secs(60))?;
         }
-        let produced = self.produce(&topics, count, 0, Some(rate))?;
+        let produced = self.produce(
+            &topics,
+            count,
+            0,
+            Some(rate),
+            matches!(system, System::Authenticated),
+        )?;
         let drained = drain.finish_while(running.as_mut(), self.drain_timeout(count))?;
         let peak_rss_kib = running.as_ref().and_then(Running::peak_rss_kib);
         let exit = match running.as_mut() {
@@ -582,10 +597,19 @@ impl Bench<'_> {
         count: u64,
         poison_percent: u64,
         rate: Option<u64>,
+        signed: bool,
     ) -> Result<Value> {
         let mut command = Command::new(&self.tools);
+        if signed {
+            command
+                .arg("produce")
+                .arg("--sign-key-file")
+                .arg(self.tenant_keys()?);
+        } else {
+            command.arg("produce");
+        }
         command
-            .args(["produce", "--bootstrap-servers", &self.bootstrap])
+            .args(["--bootstrap-servers", &self.bootstrap])
             .args(["--schema-registry-url", &self.registry])
             .args(["--topic", &topics.input])
             .args(["--count", &count.to_string()])
@@ -641,6 +665,26 @@ impl Bench<'_> {
         })
     }
 
+    /// The key file of the authenticated runs: one key per tenant of the workload.
+    fn tenant_keys(&self) -> Result<PathBuf> {
+        let path = self.run_dir.join("tenant-keys.toml");
+        if !path.exists() {
+            let mut text = String::new();
+            for (index, tenant) in ["FINANCE", "MARKETING", "LOGISTICS"].iter().enumerate() {
+                // Fixed bench secrets: they protect nothing (a private stack on loopback).
+                let secret: String = (0..32)
+                    .map(|byte| format!("{:02x}", byte * 7 + index))
+                    .collect();
+                text.push_str(&format!(
+                    "[[key]]\nid = \"{}-bench\"\nservice_type = \"{tenant}\"\nsecret = \"{secret}\"\n",
+                    tenant.to_lowercase()
+                ));
+            }
+            fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(path)
+    }
+
     fn start(&self, system: System, topics: &Topics) -> Result<Running> {
         let log = self
             .run_dir
@@ -658,7 +702,7 @@ impl Bench<'_> {
                 command
             }
             System::Broker => bail!("the broker scenario runs no system under test"),
-            System::Processor { .. } | System::ExactlyOnce { .. } => {
+            System::Processor { .. } | System::ExactlyOnce { .. } | System::Authenticated => {
                 let routing = self.run_dir.join(format!("{}.routing.toml", topics.name));
                 fs::write(&routing, routing_toml(&topics.outputs))
                     .with_context(|| format!("cannot write {}", routing.display()))?;
@@ -684,6 +728,16 @@ impl Bench<'_> {
                     if name.to_string_lossy().starts_with("EVENT_PROCESSOR__") {
                         command.env_remove(name);
                     }
+                }
+                if let System::Authenticated = system {
+                    command
+                        .env("EVENT_PROCESSOR__AUTHENTICATION__MODE", "hmac")
+                        .env(
+                            "EVENT_PROCESSOR__AUTHENTICATION__KEY_FILE",
+                            self.tenant_keys()?,
+                        )
+                        // The backlog is produced before the processor starts: no age limit.
+                        .env("EVENT_PROCESSOR__AUTHENTICATION__MAX_AGE_MS", "0");
                 }
                 if let System::ExactlyOnce { interval_ms } = system {
                     command.args(["--delivery", "exactly-once"]).env(
