@@ -35,7 +35,7 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                          [--latency-secs S] [--repeat R] [--codec-secs S] [--out DIR]
                          [--profile release|debug] [--consumer-property K=V]..
                          [--producer-property K=V].. [--drain-property K=V]..
-                         [--processor-config FILE] [--rewrite]
+                         [--processor-config FILE] [--baseline-processor BINARY] [--rewrite]
 
   --smoke          a few thousand events, one latency rate, short runs; writes to target/bench/smoke
   --events N       events per throughput run (default 200000; smoke 5000)
@@ -55,6 +55,9 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                    extra librdkafka properties for the measuring consumer (repeatable)
   --processor-config FILE
                    a processor config file (TOML, as deploy/processor.toml) under the bench's flags
+  --baseline-processor BINARY
+                   another event-processor binary (e.g. built at an earlier commit) run in every
+                   throughput round beside this one, to compare them in the same run
   --rewrite        run nothing: rewrite the report and the plot from the last results.json";
 
 const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
@@ -87,6 +90,8 @@ pub(crate) struct Options {
     pub(crate) drain_properties: Vec<String>,
     /// A processor config file; the bench's own flags still override it.
     pub(crate) processor_config: Option<PathBuf>,
+    /// An older processor binary run beside this one in the throughput rounds.
+    pub(crate) baseline_processor: Option<PathBuf>,
     out_dir: PathBuf,
     doc_path: PathBuf,
     command_line: String,
@@ -94,7 +99,7 @@ pub(crate) struct Options {
 
 impl Options {
     fn parse(args: &[&str]) -> Result<Self> {
-        const FLAGS: [&str; 13] = [
+        const FLAGS: [&str; 14] = [
             "--events",
             "--eos-intervals",
             "--partitions",
@@ -108,6 +113,7 @@ impl Options {
             "--producer-property",
             "--drain-property",
             "--processor-config",
+            "--baseline-processor",
         ];
         let mut index = 0;
         while let Some(arg) = args.get(index) {
@@ -195,6 +201,10 @@ impl Options {
                 .map(std::path::absolute)
                 .transpose()
                 .context("--processor-config: bad path")?,
+            baseline_processor: flag_value(args, "--baseline-processor")?
+                .map(std::path::absolute)
+                .transpose()
+                .context("--baseline-processor: bad path")?,
             out_dir,
             doc_path,
             command_line: std::iter::once("cargo xtask bench")
@@ -286,6 +296,12 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             System::Authenticated,
         ]
         .into_iter()
+        .chain(
+            options
+                .baseline_processor
+                .as_ref()
+                .map(|_| System::Baseline),
+        )
         .chain(exactly_once)
         {
             eprintln!(
@@ -379,6 +395,8 @@ enum System {
     /// The processor with tenant authentication (`authentication.mode = "hmac"`): every event
     /// is signed by the workload producer and verified before it is routed.
     Authenticated,
+    /// `--baseline-processor`: another processor binary, with the default settings.
+    Baseline,
     Broker,
 }
 
@@ -396,6 +414,7 @@ impl System {
             System::Processor { poison_percent } => format!("processor-poison-{poison_percent}"),
             System::ExactlyOnce { interval_ms } => format!("processor-eos-{interval_ms}ms"),
             System::Authenticated => "processor-hmac".to_owned(),
+            System::Baseline => "processor-baseline".to_owned(),
         }
     }
 }
@@ -429,7 +448,8 @@ impl Bench<'_> {
             System::Passthrough
             | System::Broker
             | System::ExactlyOnce { .. }
-            | System::Authenticated => 0,
+            | System::Authenticated
+            | System::Baseline => 0,
         };
         let signed = matches!(system, System::Authenticated);
         let produced = self.produce(&topics, self.options.events, poison_percent, None, signed)?;
@@ -702,11 +722,18 @@ impl Bench<'_> {
                 command
             }
             System::Broker => bail!("the broker scenario runs no system under test"),
-            System::Processor { .. } | System::ExactlyOnce { .. } | System::Authenticated => {
+            System::Processor { .. }
+            | System::ExactlyOnce { .. }
+            | System::Authenticated
+            | System::Baseline => {
                 let routing = self.run_dir.join(format!("{}.routing.toml", topics.name));
                 fs::write(&routing, routing_toml(&topics.outputs))
                     .with_context(|| format!("cannot write {}", routing.display()))?;
-                let mut command = Command::new(&self.processor);
+                let binary = match (system, &self.options.baseline_processor) {
+                    (System::Baseline, Some(baseline)) => baseline,
+                    _ => &self.processor,
+                };
+                let mut command = Command::new(binary);
                 command
                     .args(["--processor-id", "event-processor-1"])
                     .args(["--bootstrap-servers", &self.bootstrap])

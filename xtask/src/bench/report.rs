@@ -77,6 +77,11 @@ pub(super) fn results(
     let processor = spread(&by_system("processor"));
     let poisoned = spread(&by_system(&poison));
     let authenticated = spread(&by_system("processor-hmac"));
+    let baseline = spread(&by_system("processor-baseline"));
+    let baseline_ratio = match (processor["median"].as_f64(), baseline["median"].as_f64()) {
+        (Some(now), Some(before)) if before > 0.0 => json!(now / before),
+        _ => Value::Null,
+    };
     // Tenant authentication beside the same processor without it, round by round.
     let hmac_ratio = match (
         authenticated["median"].as_f64(),
@@ -256,8 +261,10 @@ pub(super) fn results(
                 "processor": processor,
                 poison.clone(): poisoned,
                 "processor-hmac": authenticated,
+                "processor-baseline": baseline,
             },
             "ratio_hmac_to_processor": hmac_ratio,
+            "ratio_processor_to_baseline": baseline_ratio,
             "ratio_processor_to_passthrough": processor_ratio,
             "ratio_processor_to_passthrough_per_round": per_round_ratios,
             "ratio_poison_to_passthrough": ratio(&poisoned),
@@ -405,9 +412,16 @@ fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
             "processor with tenant authentication (`hmac`: every event signed and verified)",
             "processor-hmac",
         ),
+        (
+            "processor binary given with `--baseline-processor` (e.g. an earlier commit)",
+            "processor-baseline",
+        ),
     ];
     for (label, key) in rows {
         let figures = &throughput[key];
+        if key == "processor-baseline" && figures["median"].is_null() {
+            continue;
+        }
         let ratio = match (figures["median"].as_f64(), passthrough) {
             (Some(value), Some(base)) if base > 0.0 && key != "producer" => {
                 format!("{:.2}", value / base)
