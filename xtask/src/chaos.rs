@@ -110,13 +110,11 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     let table = table(&outcomes);
     let machine = machine();
     let report = format!(
-        "`cargo xtask chaos{}{}` on {machine}, {} s in all\n\n{table}",
-        if quick { " --quick" } else { "" },
-        if chosen.len() == SCENARIOS.len() {
-            String::new()
-        } else {
-            format!(" {}", chosen.join(" "))
-        },
+        "`{}` on {machine}, {} s in all\n\n{table}",
+        std::iter::once("cargo xtask chaos")
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" "),
         started.elapsed().as_secs()
     );
     let report_file = workspace_root().join(".stack").join("chaos").join("report.md");
