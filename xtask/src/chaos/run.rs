@@ -61,6 +61,8 @@ pub(crate) struct Run<'a> {
     manifest: PathBuf,
     partitions: u32,
     started: usize,
+    /// Settings every processor of the run gets (`EVENT_PROCESSOR__…` variables).
+    processor_env: Vec<(String, String)>,
 }
 
 impl<'a> Run<'a> {
@@ -94,7 +96,13 @@ impl<'a> Run<'a> {
             dir,
             partitions,
             started: 0,
+            processor_env: Vec::new(),
         })
+    }
+
+    /// Gives every processor of this run the environment variable `key`.
+    pub(crate) fn processor_env(&mut self, key: &str, value: &str) {
+        self.processor_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// A processor `instance` of this run (a stable id: its transactional.id in exactly-once
@@ -139,6 +147,7 @@ impl<'a> Run<'a> {
             }
         }
         command.args(extra);
+        command.envs(self.processor_env.iter().map(|(key, value)| (key, value)));
         let log = self.dir.join(format!("{instance}.{}.log", self.started));
         Processor::spawn(command, instance, log)
     }
