@@ -220,13 +220,9 @@ impl<'a> Run<'a> {
         let deadline = Instant::now() + timeout;
         let mut quiet_scrapes = 0;
         loop {
-            if let Ok(metrics) = processor.scrape() {
-                let drained = metrics.lag() == Some(0.0)
-                    && metrics.sum(super::processor::IN_FLIGHT) == 0.0;
-                quiet_scrapes = if drained { quiet_scrapes + 1 } else { 0 };
-                if quiet_scrapes >= 2 {
-                    return Ok(());
-                }
+            quiet_scrapes = if is_drained(processor) { quiet_scrapes + 1 } else { 0 };
+            if quiet_scrapes >= 2 {
+                return Ok(());
             }
             if let Some(status) = processor.exited() {
                 bail!(
@@ -291,6 +287,14 @@ impl<'a> Run<'a> {
         .context("the verification summary is not JSON")?;
         Verification::from_summary(&summary, &self.manifest)
     }
+}
+
+/// The group's lag is 0 (everything read and committed) and nothing is in flight, as
+/// `processor` reports it.
+pub(crate) fn is_drained(processor: &mut Processor) -> bool {
+    processor.scrape().is_ok_and(|metrics| {
+        metrics.lag() == Some(0.0) && metrics.sum(super::processor::IN_FLIGHT) == 0.0
+    })
 }
 
 /// The verifying consumer's figures.

@@ -4,7 +4,7 @@
 //! [`Outcome::judge`].
 
 use super::processor::{IN_FLIGHT, Processor};
-use super::run::{Delivery, Run, SESSION_TIMEOUT_MS, Via};
+use super::run::{Delivery, Run, SESSION_TIMEOUT_MS, Via, is_drained};
 use super::{Outcome, Scale};
 use crate::chaos::cluster::{Cluster, PROCESSOR_USER};
 use anyhow::{Context, Result, bail};
@@ -88,6 +88,119 @@ fn stop_cleanly(processor: &mut Processor, outcome: &mut Outcome) -> Result<()> 
         ));
     }
     Ok(())
+}
+
+/// Most restarts a supervised processor gets in one run.
+const MAX_RESTARTS: usize = 5;
+
+/// One processor kept running as an orchestrator would: when it exits (by design with code 3
+/// after a fatal transaction error: "restart it"), a new one with the same id starts. The
+/// restarts are reported.
+struct Supervised {
+    processor: Processor,
+    instance: &'static str,
+    via: Via,
+    exits: Vec<String>,
+}
+
+impl Supervised {
+    fn start(run: &mut Run<'_>, instance: &'static str, via: Via) -> Result<Self> {
+        Ok(Self {
+            processor: run.processor(instance, via, &[])?,
+            instance,
+            via,
+            exits: Vec::new(),
+        })
+    }
+
+    /// Restarts the processor if it exited; whether it did.
+    fn tend(&mut self, run: &mut Run<'_>) -> Result<bool> {
+        let Some(status) = self.processor.exited() else {
+            return Ok(false);
+        };
+        let last_error = self
+            .processor
+            .log()
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("error:"))
+            .unwrap_or("")
+            .chars()
+            .take(160)
+            .collect::<String>();
+        eprintln!("    processor exited ({status}): {last_error}; restarting it");
+        self.exits.push(format!("{status}: {last_error}"));
+        if self.exits.len() > MAX_RESTARTS {
+            bail!(
+                "the processor exited {} times; last log {}",
+                self.exits.len(),
+                self.processor.log_path.display()
+            );
+        }
+        self.processor = run.processor(self.instance, self.via, &[])?;
+        Ok(true)
+    }
+
+    /// Waits until the processor has routed more than `baseline` records (a restarted one:
+    /// any); the time it took.
+    fn wait_routing_beyond(
+        &mut self,
+        run: &mut Run<'_>,
+        mut baseline: f64,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            if self.tend(run)? {
+                baseline = 0.0;
+            }
+            if self.processor.routed() > baseline {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "processor {} routed nothing new within {timeout:?}; log {}",
+                    self.instance,
+                    self.processor.log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until everything is read and committed, restarting the processor if it exits.
+    fn wait_drained(&mut self, run: &mut Run<'_>, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut quiet_scrapes = 0;
+        loop {
+            self.tend(run)?;
+            quiet_scrapes = if is_drained(&mut self.processor) { quiet_scrapes + 1 } else { 0 };
+            if quiet_scrapes >= 2 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "processor {} did not catch up within {timeout:?}; log {}",
+                    self.instance,
+                    self.processor.log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Stops it and notes its restarts.
+    fn finish(mut self, outcome: &mut Outcome) -> Result<()> {
+        stop_cleanly(&mut self.processor, outcome)?;
+        if !self.exits.is_empty() {
+            outcome.note(format!(
+                "the processor exited {} time(s) and was restarted (as an orchestrator would): {}",
+                self.exits.len(),
+                self.exits.join(" | ")
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A pseudo-random number generator good enough to pick kill points (xorshift64*), seeded from
@@ -184,28 +297,25 @@ fn broker_crash(
 ) -> Result<()> {
     let (rate, seconds) = scale.pick((2_000, 40), (5_000, 90));
     let mut run = Run::new(cluster, bin, "broker-crash", delivery, 3)?;
-    let mut processor = run.processor("p", Via::Plain, &[])?;
-    processor.wait_assigned(START)?;
+    let mut processor = Supervised::start(&mut run, "p", Via::Plain)?;
+    processor.processor.wait_assigned(START)?;
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
     for crash in 1..=2 {
-        let routed = wait_routing_beyond(&mut processor, 0.0, START).map(|_| processor.routed())?;
-        wait_routing_beyond(&mut processor, routed + f64::from(rate as u32), START)?;
-        let baseline = processor.routed();
+        processor.wait_routing_beyond(&mut run, 0.0, START)?;
+        let routed = processor.processor.routed();
+        processor.wait_routing_beyond(&mut run, routed + f64::from(rate as u32), START)?;
+        let baseline = processor.processor.routed();
         cluster.crash_broker(Duration::from_secs(2))?;
         let back = Instant::now();
         outcome.faults += 1;
         eprintln!("    broker crash {crash}/2: back");
-        // What it routed before the crash may still be counted after: wait for more than that
-        // and the records in flight at the crash.
-        let took = wait_routing_beyond(&mut processor, baseline + 1.0, START)?;
-        outcome.recovered_in(took.max(back.elapsed()));
+        // What it routed before the crash may still be counted after: wait for more than that.
+        processor.wait_routing_beyond(&mut run, baseline + 1.0, START)?;
+        outcome.recovered_in(back.elapsed());
     }
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    run.wait_drained(&mut processor, DRAIN)?;
-    if processor.exited().is_some() {
-        outcome.problem("the processor did not outlive the broker crashes");
-    }
-    stop_cleanly(&mut processor, outcome)?;
+    processor.wait_drained(&mut run, DRAIN)?;
+    processor.finish(outcome)?;
     outcome.note(
         "recovery: broker accepting connections again to the processor's next routed record",
     );
@@ -236,18 +346,17 @@ fn registry_outage(
     // The warm instance keeps routing: it has every schema it needs.
     let warm = wait_routing_beyond(&mut first, before, Duration::from_secs(10));
     stop_cleanly(&mut first, outcome)?;
-    let mut second = run.processor("p", Via::Plain, &[])?;
+    let mut second = Supervised::start(&mut run, "p", Via::Plain)?;
     std::thread::sleep(outage.saturating_sub(down_at.elapsed()));
-    let routed_while_down = second.routed();
+    let routed_while_down = second.processor.routed();
     cluster.registry.start(&cluster.tools)?;
     let back = Instant::now();
     eprintln!("    registry back after {:.0} s", down_at.elapsed().as_secs_f64());
-    second.wait_assigned(START)?;
-    wait_routing_beyond(&mut second, 0.0, START)?;
+    second.wait_routing_beyond(&mut run, 0.0, START)?;
     outcome.recovered_in(back.elapsed());
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    run.wait_drained(&mut second, DRAIN)?;
-    stop_cleanly(&mut second, outcome)?;
+    second.wait_drained(&mut run, DRAIN)?;
+    second.finish(outcome)?;
     outcome.note(format!(
         "registry down {:.0} s; the running instance {} while it was down; the instance \
          started during the outage routed {routed_while_down} records before it came back; \
@@ -345,26 +454,26 @@ fn network_faults(
     let (rate, seconds) = scale.pick((2_000, 45), (5_000, 80));
     let mut run = Run::new(cluster, bin, "network-faults", delivery, 3)?;
     cluster.proxy.open();
-    let mut processor = run.processor("p", Via::Proxy, &[])?;
-    processor.wait_assigned(START)?;
+    let mut processor = Supervised::start(&mut run, "p", Via::Proxy)?;
+    processor.processor.wait_assigned(START)?;
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
     for (kind, length) in &faults {
-        let routed = processor.routed();
-        wait_routing_beyond(&mut processor, routed + f64::from(rate as u32), START)?;
+        let routed = processor.processor.routed();
+        processor.wait_routing_beyond(&mut run, routed + f64::from(rate as u32), START)?;
         match *kind {
             "cut" => cluster.proxy.cut(),
             _ => cluster.proxy.stall(),
         }
         std::thread::sleep(*length);
-        let baseline = processor.routed();
+        let baseline = processor.processor.routed();
         cluster.proxy.open();
         outcome.faults += 1;
         eprintln!("    {kind} for {:.0} s, restored", length.as_secs_f64());
-        outcome.recovered_in(wait_routing_beyond(&mut processor, baseline, START)?);
+        outcome.recovered_in(processor.wait_routing_beyond(&mut run, baseline, START)?);
     }
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    run.wait_drained(&mut processor, DRAIN)?;
-    stop_cleanly(&mut processor, outcome)?;
+    processor.wait_drained(&mut run, DRAIN)?;
+    processor.finish(outcome)?;
     let list: Vec<String> = faults
         .iter()
         .map(|(kind, length)| format!("{kind} {:.0} s", length.as_secs_f64()))
@@ -456,10 +565,11 @@ fn slow_output(
     cluster.acl(&[
         "--add", "--allow-principal", &principal, "--operation", "All", "--topic", &refused_topic,
     ])?;
-    let mut processor = run.processor("p", Via::Sasl, &[])?;
-    processor.wait_assigned(START)?;
+    let mut supervised = Supervised::start(&mut run, "p", Via::Sasl)?;
+    supervised.processor.wait_assigned(START)?;
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
-    wait_routing_beyond(&mut processor, f64::from(rate as u32), START)?;
+    supervised.wait_routing_beyond(&mut run, f64::from(rate as u32), START)?;
+    let processor = &mut supervised.processor;
     let deny = [
         "--deny-principal", &principal, "--operation", "Write", "--topic", &refused_topic,
     ];
@@ -494,9 +604,9 @@ fn slow_output(
     }
     outcome.recovered_in(restored_at.elapsed());
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    run.wait_drained(&mut processor, DRAIN)?;
     max_rss = max_rss.max(processor.rss_kib().unwrap_or(0));
-    stop_cleanly(&mut processor, outcome)?;
+    supervised.wait_drained(&mut run, DRAIN)?;
+    supervised.finish(outcome)?;
     if others <= 0.0 {
         outcome.problem("the other destinations did not flow while one refused writes");
     }
