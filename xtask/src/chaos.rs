@@ -12,6 +12,7 @@ mod cluster;
 mod hostile;
 mod processor;
 mod proxy;
+mod rendezvous;
 mod run;
 mod scenarios;
 
@@ -86,13 +87,16 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
     let scale = Scale { quick };
     let mut outcomes = Vec::new();
     for scenario in &chosen {
+        // The modes run side by side (halving the time); faults of the shared stack hit both.
+        let shared = rendezvous::Rendezvous::new(modes.len());
         let run_one = |delivery: Delivery| {
             eprintln!("\n==> chaos: {scenario} ({})", delivery.flag());
             let run_started = Instant::now();
-            let outcome = match scenarios::run(scenario, &cluster, &bin, delivery, &scale) {
-                Ok(outcome) => outcome,
-                Err(error) => Outcome::broken(scenario, delivery, &format!("{error:#}")),
-            };
+            let result = scenarios::run(scenario, &cluster, &bin, delivery, &scale, &shared);
+            shared.leave();
+            let outcome = result.unwrap_or_else(|error| {
+                Outcome::broken(scenario, delivery, &format!("{error:#}"))
+            });
             eprintln!(
                 "    {scenario} ({}): {} in {:.0} s{}",
                 delivery.flag(),
@@ -106,27 +110,22 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
             );
             outcome
         };
-        if scenarios::faults_are_private(scenario) {
-            // Its faults touch only its own processes: both modes side by side halve the time.
-            let lanes: Vec<Outcome> = std::thread::scope(|scope| {
-                let lanes: Vec<_> = modes
-                    .iter()
-                    .map(|delivery| scope.spawn(move || run_one(*delivery)))
-                    .collect();
-                lanes
-                    .into_iter()
-                    .zip(&modes)
-                    .map(|(lane, delivery)| {
-                        lane.join().unwrap_or_else(|_| {
-                            Outcome::broken(scenario, *delivery, "the run panicked")
-                        })
+        let lanes: Vec<Outcome> = std::thread::scope(|scope| {
+            let lanes: Vec<_> = modes
+                .iter()
+                .map(|delivery| scope.spawn(|| run_one(*delivery)))
+                .collect();
+            lanes
+                .into_iter()
+                .zip(&modes)
+                .map(|(lane, delivery)| {
+                    lane.join().unwrap_or_else(|_| {
+                        Outcome::broken(scenario, *delivery, "the run panicked")
                     })
-                    .collect()
-            });
-            outcomes.extend(lanes);
-        } else {
-            outcomes.extend(modes.iter().map(|delivery| run_one(*delivery)));
-        }
+                })
+                .collect()
+        });
+        outcomes.extend(lanes);
     }
     cluster.stop();
     let table = table(&outcomes);
@@ -340,7 +339,10 @@ fn table(outcomes: &[Outcome]) -> String {
                 .iter()
                 .chain(&outcome.problems)
                 .map(move |note| {
-                    format!("- {} ({}): {note}", outcome.scenario, outcome.delivery.short())
+                    // One line each, so that the list stays a Markdown list.
+                    let note: String = note.split_whitespace().collect::<Vec<_>>().join(" ");
+                    let short: String = note.chars().take(600).collect();
+                    format!("- {} ({}): {short}", outcome.scenario, outcome.delivery.short())
                 })
         })
         .collect();

@@ -256,7 +256,7 @@ impl<'a> Run<'a> {
             .arg("--verify")
             .arg(&self.manifest)
             .args(["--accept-dead-lettered", "--until-idle", "--quiet"])
-            .args(["--idle-timeout-ms", "4000"])
+            .args(["--idle-timeout-ms", "3000"])
             .arg("--summary-json")
             .arg(&summary_file);
         for (destination, topic) in DESTINATIONS.iter().zip(&self.outputs) {

@@ -5,6 +5,7 @@
 
 use super::processor::{IN_FLIGHT, Processor};
 use super::run::{Delivery, Run, SESSION_TIMEOUT_MS, Via, is_drained};
+use super::rendezvous::Rendezvous;
 use super::{Outcome, Scale};
 use crate::chaos::cluster::{Cluster, PROCESSOR_USER};
 use anyhow::{Context, Result, bail};
@@ -20,31 +21,32 @@ const STOP: Duration = Duration::from_secs(60);
 /// Dead-letter reasons a run may produce: the policy's refusals and the poison values.
 const USUAL_REASONS: &[&str] = &["unauthorized", "undecodable"];
 
+/// Runs `scenario` in one delivery mode; faults of the shared stack (broker, registry, proxy)
+/// are injected through `shared`, once for all runs side by side.
 pub(crate) fn run(
     scenario: &str,
     cluster: &Cluster,
     bin: &Path,
     delivery: Delivery,
     scale: &Scale,
+    shared: &Rendezvous,
 ) -> Result<Outcome> {
     let mut outcome = Outcome::new(scenario, delivery);
     match scenario {
         "processor-kills" => processor_kills(cluster, bin, delivery, *scale, &mut outcome)?,
-        "broker-crash" => broker_crash(cluster, bin, delivery, *scale, &mut outcome)?,
-        "registry-outage" => registry_outage(cluster, bin, delivery, *scale, &mut outcome)?,
+        "broker-crash" => broker_crash(cluster, bin, delivery, *scale, shared, &mut outcome)?,
+        "registry-outage" => {
+            registry_outage(cluster, bin, delivery, *scale, shared, &mut outcome)?;
+        }
         "group-churn" => group_churn(cluster, bin, delivery, *scale, &mut outcome)?,
-        "network-faults" => network_faults(cluster, bin, delivery, *scale, &mut outcome)?,
+        "network-faults" => {
+            network_faults(cluster, bin, delivery, *scale, shared, &mut outcome)?;
+        }
         "garbage" => garbage(cluster, bin, delivery, *scale, &mut outcome)?,
         "slow-output" => slow_output(cluster, bin, delivery, *scale, &mut outcome)?,
         other => bail!("no scenario `{other}`"),
     }
     Ok(outcome)
-}
-
-/// Whether a scenario's faults touch only its own processes (not the shared broker, registry
-/// or proxy), so that its two delivery modes can run side by side.
-pub(crate) fn faults_are_private(scenario: &str) -> bool {
-    matches!(scenario, "processor-kills" | "group-churn" | "garbage")
 }
 
 /// Events per tenant (three tenants) for `seconds` of load at `rate` events/s in all.
@@ -293,9 +295,10 @@ fn broker_crash(
     bin: &Path,
     delivery: Delivery,
     scale: Scale,
+    shared: &Rendezvous,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let (rate, seconds) = scale.pick((2_000, 40), (5_000, 90));
+    let (rate, seconds) = scale.pick((2_000, 30), (5_000, 90));
     let mut run = Run::new(cluster, bin, "broker-crash", delivery, 3)?;
     let mut processor = Supervised::start(&mut run, "p", Via::Plain)?;
     processor.processor.wait_assigned(START)?;
@@ -305,7 +308,7 @@ fn broker_crash(
         let routed = processor.processor.routed();
         processor.wait_routing_beyond(&mut run, routed + f64::from(rate as u32), START)?;
         let baseline = processor.processor.routed();
-        cluster.crash_broker(Duration::from_secs(2))?;
+        shared.fault(|| cluster.crash_broker(Duration::from_secs(2)))?;
         let back = Instant::now();
         outcome.faults += 1;
         eprintln!("    broker crash {crash}/2: back");
@@ -330,17 +333,18 @@ fn registry_outage(
     bin: &Path,
     delivery: Delivery,
     scale: Scale,
+    shared: &Rendezvous,
     outcome: &mut Outcome,
 ) -> Result<()> {
     let outage = Duration::from_secs(scale.pick(8, 30));
-    let (rate, seconds) = scale.pick((2_000, 40), (5_000, 80));
+    let (rate, seconds) = scale.pick((2_000, 35), (5_000, 80));
     let mut run = Run::new(cluster, bin, "registry-outage", delivery, 3)?;
     let mut first = run.processor("p", Via::Plain, &[])?;
     first.wait_assigned(START)?;
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
     wait_routing_beyond(&mut first, f64::from(rate as u32), START)?;
+    shared.fault(|| cluster.registry.stop().map(drop))?;
     let down_at = Instant::now();
-    cluster.registry.stop()?;
     outcome.faults += 1;
     let before = first.routed();
     // The warm instance keeps routing: it has every schema it needs.
@@ -348,8 +352,9 @@ fn registry_outage(
     stop_cleanly(&mut first, outcome)?;
     let mut second = Supervised::start(&mut run, "p", Via::Plain)?;
     std::thread::sleep(outage.saturating_sub(down_at.elapsed()));
-    let routed_while_down = second.processor.routed();
-    cluster.registry.start(&cluster.tools)?;
+    // Whole records; `as` saturates, and an empty scrape's -0.0 becomes 0.
+    let routed_while_down = second.processor.routed() as u64;
+    shared.fault(|| cluster.registry.start(&cluster.tools))?;
     let back = Instant::now();
     eprintln!("    registry back after {:.0} s", down_at.elapsed().as_secs_f64());
     second.wait_routing_beyond(&mut run, 0.0, START)?;
@@ -434,6 +439,7 @@ fn network_faults(
     bin: &Path,
     delivery: Delivery,
     scale: Scale,
+    shared: &Rendezvous,
     outcome: &mut Outcome,
 ) -> Result<()> {
     let long_cut = Duration::from_millis(SESSION_TIMEOUT_MS + 4_000);
@@ -451,7 +457,7 @@ fn network_faults(
             ("cut", Duration::from_secs(1)),
         ],
     );
-    let (rate, seconds) = scale.pick((2_000, 45), (5_000, 80));
+    let (rate, seconds) = scale.pick((2_000, 35), (5_000, 80));
     let mut run = Run::new(cluster, bin, "network-faults", delivery, 3)?;
     cluster.proxy.open();
     let mut processor = Supervised::start(&mut run, "p", Via::Proxy)?;
@@ -460,13 +466,19 @@ fn network_faults(
     for (kind, length) in &faults {
         let routed = processor.processor.routed();
         processor.wait_routing_beyond(&mut run, routed + f64::from(rate as u32), START)?;
-        match *kind {
-            "cut" => cluster.proxy.cut(),
-            _ => cluster.proxy.stall(),
-        }
+        shared.fault(|| {
+            match *kind {
+                "cut" => cluster.proxy.cut(),
+                _ => cluster.proxy.stall(),
+            }
+            Ok(())
+        })?;
         std::thread::sleep(*length);
         let baseline = processor.processor.routed();
-        cluster.proxy.open();
+        shared.fault(|| {
+            cluster.proxy.open();
+            Ok(())
+        })?;
         outcome.faults += 1;
         eprintln!("    {kind} for {:.0} s, restored", length.as_secs_f64());
         outcome.recovered_in(processor.wait_routing_beyond(&mut run, baseline, START)?);
@@ -556,7 +568,7 @@ fn slow_output(
     outcome: &mut Outcome,
 ) -> Result<()> {
     let refusal = Duration::from_secs(scale.pick(8, 30));
-    let (rate, seconds) = scale.pick((2_000, 30), (5_000, 70));
+    let (rate, seconds) = scale.pick((2_000, 25), (5_000, 70));
     let mut run = Run::new(cluster, bin, "slow-output", delivery, 3)?;
     let refused_topic = run.outputs[0].clone();
     let principal = format!("User:{PROCESSOR_USER}");
