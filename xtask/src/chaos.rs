@@ -94,9 +94,8 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
             let run_started = Instant::now();
             let result = scenarios::run(scenario, &cluster, &bin, delivery, &scale, &shared);
             shared.leave();
-            let outcome = result.unwrap_or_else(|error| {
-                Outcome::broken(scenario, delivery, &format!("{error:#}"))
-            });
+            let outcome = result
+                .unwrap_or_else(|error| Outcome::broken(scenario, delivery, &format!("{error:#}")));
             eprintln!(
                 "    {scenario} ({}): {} in {:.0} s{}",
                 delivery.flag(),
@@ -138,7 +137,10 @@ pub(crate) fn command(args: &[&str]) -> Result<()> {
             .join(" "),
         started.elapsed().as_secs()
     );
-    let report_file = workspace_root().join(".stack").join("chaos").join("report.md");
+    let report_file = workspace_root()
+        .join(".stack")
+        .join("chaos")
+        .join("report.md");
     std::fs::write(&report_file, &report)?;
     println!("\n{report}");
     println!("(also in {})", report_file.display());
@@ -269,7 +271,11 @@ impl Outcome {
             _ => {}
         }
         let exact_or_more = |found: u64, expected: u64| {
-            if exactly_once { found == expected } else { found >= expected }
+            if exactly_once {
+                found == expected
+            } else {
+                found >= expected
+            }
         };
         if !exact_or_more(v.reason("unauthorized"), v.unauthorized_expected) {
             self.problem(format!(
@@ -325,9 +331,10 @@ fn table(outcomes: &[Outcome]) -> String {
             figure(|v| v.duplicates),
             figure(|v| v.misrouted),
             dead_lettered,
-            outcome
-                .recover
-                .map_or("-".to_owned(), |took| format!("{:.1} s", took.as_secs_f64())),
+            outcome.recover.map_or("-".to_owned(), |took| format!(
+                "{:.1} s",
+                took.as_secs_f64()
+            )),
             if outcome.ok() { "ok" } else { "FAILED" },
         );
     }
@@ -342,7 +349,11 @@ fn table(outcomes: &[Outcome]) -> String {
                     // One line each, so that the list stays a Markdown list.
                     let note: String = note.split_whitespace().collect::<Vec<_>>().join(" ");
                     let short: String = note.chars().take(600).collect();
-                    format!("- {} ({}): {short}", outcome.scenario, outcome.delivery.short())
+                    format!(
+                        "- {} ({}): {short}",
+                        outcome.scenario,
+                        outcome.delivery.short()
+                    )
                 })
         })
         .collect();

@@ -244,9 +244,8 @@ fn read_poison_values(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
         .lines()
         .enumerate()
         .map(|(index, line)| {
-            decode_hex(line.trim()).with_context(|| {
-                format!("line {} of {} is not hex", index + 1, path.display())
-            })
+            decode_hex(line.trim())
+                .with_context(|| format!("line {} of {} is not hex", index + 1, path.display()))
         })
         .collect::<Result<Vec<_>>>()?;
     ensure!(
@@ -258,7 +257,7 @@ fn read_poison_values(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>> {
-    ensure!(hex.len() % 2 == 0, "odd number of hex digits");
+    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
     (0..hex.len())
         .step_by(2)
         .map(|at| {
@@ -491,7 +490,8 @@ mod tests {
         let bad = dir.join("bad.hex");
         std::fs::write(&bad, "00\nxyz\n").expect("write");
         let bad_path = bad.to_string_lossy().into_owned();
-        let error = settings(&["--poison", "1", "--poison-values", &bad_path]).expect_err("bad hex");
+        let error =
+            settings(&["--poison", "1", "--poison-values", &bad_path]).expect_err("bad hex");
         assert!(format!("{error:#}").contains("line 2"), "{error:#}");
         let _ = std::fs::remove_dir_all(&dir);
     }

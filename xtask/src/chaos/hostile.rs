@@ -38,7 +38,9 @@ const DEPTH_BOMB_SCHEMA: &str = r#"{"type":"record","name":"ProducerToProcessor"
 pub(crate) fn values(cluster: &Cluster, input_topic: &str) -> Result<Vec<Vec<u8>>> {
     let url = cluster.registry_url();
     let input_schema = std::fs::read_to_string(
-        crate::workspace_root().join("schemas").join("producer.to.processor.avsc"),
+        crate::workspace_root()
+            .join("schemas")
+            .join("producer.to.processor.avsc"),
     )?;
     let input_id = register(&url, &format!("{input_topic}-value"), &input_schema)?;
     let bomb_id = register(&url, "chaos-depth-bomb-value", DEPTH_BOMB_SCHEMA)?;
@@ -69,7 +71,10 @@ pub(crate) fn values(cluster: &Cluster, input_topic: &str) -> Result<Vec<Vec<u8>
         framed(input_id, &zigzag(1 << 40)),
         framed(input_id, &[zigzag(-5), body.clone()].concat()),
         // Nested-depth bomb: the good fields, then BOMB_DEPTH times "the non-null branch".
-        framed(bomb_id, &[body.clone(), vec![2; BOMB_DEPTH], vec![0]].concat()),
+        framed(
+            bomb_id,
+            &[body.clone(), vec![2; BOMB_DEPTH], vec![0]].concat(),
+        ),
         // No value at all (the producer sends an empty value, not a Kafka null).
         Vec::new(),
     ];

@@ -121,7 +121,9 @@ impl Processor {
 
     /// Records routed so far (0 when it cannot be scraped).
     pub(crate) fn routed(&mut self) -> f64 {
-        self.scrape().map(|metrics| metrics.sum(ROUTED)).unwrap_or(0.0)
+        self.scrape()
+            .map(|metrics| metrics.sum(ROUTED))
+            .unwrap_or(0.0)
     }
 
     /// Resident memory in KiB, from /proc.
@@ -145,9 +147,7 @@ impl Processor {
         if let Some(status) = self.exited() {
             return Ok(status);
         }
-        crate::process::run(
-            Command::new("kill").args(["-s", "TERM", &self.pid().to_string()]),
-        )?;
+        crate::process::run(Command::new("kill").args(["-s", "TERM", &self.pid().to_string()]))?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.exited() {

@@ -78,9 +78,8 @@ impl<'a> Run<'a> {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let base = format!("chaos.{name}");
-        let outputs = DESTINATIONS.map(|destination| {
-            format!("{base}.to.{}", destination.to_lowercase())
-        });
+        let outputs =
+            DESTINATIONS.map(|destination| format!("{base}.to.{}", destination.to_lowercase()));
         let routing_file = dir.join("routing.toml");
         std::fs::write(&routing_file, routing(&outputs))?;
         Ok(Self {
@@ -107,7 +106,12 @@ impl<'a> Run<'a> {
 
     /// A processor `instance` of this run (a stable id: its transactional.id in exactly-once
     /// mode), with `extra` flags; each start logs to a fresh file.
-    pub(crate) fn processor(&mut self, instance: &str, via: Via, extra: &[&str]) -> Result<Processor> {
+    pub(crate) fn processor(
+        &mut self,
+        instance: &str,
+        via: Via,
+        extra: &[&str],
+    ) -> Result<Processor> {
         self.started += 1;
         let bootstrap = match via {
             Via::Plain => self.cluster.bootstrap(),
@@ -200,7 +204,10 @@ impl<'a> Run<'a> {
                 if !status.success() {
                     bail!(
                         "the producer failed ({status}); log:\n{}",
-                        tail(&std::fs::read_to_string(self.dir.join("producer.log")).unwrap_or_default())
+                        tail(
+                            &std::fs::read_to_string(self.dir.join("producer.log"))
+                                .unwrap_or_default()
+                        )
                     );
                 }
                 return Ok(());
@@ -220,7 +227,11 @@ impl<'a> Run<'a> {
         let deadline = Instant::now() + timeout;
         let mut quiet_scrapes = 0;
         loop {
-            quiet_scrapes = if is_drained(processor) { quiet_scrapes + 1 } else { 0 };
+            quiet_scrapes = if is_drained(processor) {
+                quiet_scrapes + 1
+            } else {
+                0
+            };
             if quiet_scrapes >= 2 {
                 return Ok(());
             }
@@ -349,7 +360,10 @@ impl Verification {
     }
 
     pub(crate) fn reason(&self, reason: &str) -> u64 {
-        self.dead_letters_by_reason.get(reason).copied().unwrap_or(0)
+        self.dead_letters_by_reason
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
