@@ -481,10 +481,10 @@ mod tests {
         let good = dir.join("good.hex");
         std::fs::write(&good, "00ff10\n\nCAFE\n").expect("write");
         let good_path = good.to_string_lossy().into_owned();
-        let settings =
+        let parsed =
             settings(&["--poison", "3", "--poison-values", &good_path]).expect("valid file");
         assert_eq!(
-            settings.poison_values,
+            parsed.poison_values,
             vec![vec![0x00, 0xff, 0x10], vec![], vec![0xca, 0xfe]]
         );
         let bad = dir.join("bad.hex");
