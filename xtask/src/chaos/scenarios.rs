@@ -129,7 +129,9 @@ impl Supervised {
             .log()
             .lines()
             .rev()
-            .find(|line| line.starts_with("error:"))
+            .find(|line| {
+                line.starts_with("error:") || line.contains(" ERROR ") || line.contains("stopping")
+            })
             .unwrap_or("")
             .chars()
             .take(160)
