@@ -106,15 +106,26 @@ struct Supervised {
     processor: Processor,
     instance: &'static str,
     via: Via,
+    extra: &'static [&'static str],
     exits: Vec<String>,
 }
 
 impl Supervised {
     fn start(run: &mut Run<'_>, instance: &'static str, via: Via) -> Result<Self> {
+        Self::start_with(run, instance, via, &[])
+    }
+
+    fn start_with(
+        run: &mut Run<'_>,
+        instance: &'static str,
+        via: Via,
+        extra: &'static [&'static str],
+    ) -> Result<Self> {
         Ok(Self {
-            processor: run.processor(instance, via, &[])?,
+            processor: run.processor(instance, via, extra)?,
             instance,
             via,
+            extra,
             exits: Vec::new(),
         })
     }
@@ -136,7 +147,10 @@ impl Supervised {
             .chars()
             .take(160)
             .collect::<String>();
-        eprintln!("    processor exited ({status}): {last_error}; restarting it");
+        eprintln!(
+            "    processor {} exited ({status}): {last_error}; restarting it",
+            self.instance
+        );
         self.exits.push(format!("{status}: {last_error}"));
         if self.exits.len() > MAX_RESTARTS {
             bail!(
@@ -145,7 +159,7 @@ impl Supervised {
                 self.processor.log_path.display()
             );
         }
-        self.processor = run.processor(self.instance, self.via, &[])?;
+        self.processor = run.processor(self.instance, self.via, self.extra)?;
         Ok(true)
     }
 
@@ -206,12 +220,54 @@ impl Supervised {
         stop_cleanly(&mut self.processor, outcome)?;
         if !self.exits.is_empty() {
             outcome.note(format!(
-                "the processor exited {} time(s) and was restarted (as an orchestrator would): {}",
+                "processor {} exited {} time(s) unasked and was restarted (as an orchestrator \
+                 would): {}",
+                self.instance,
                 self.exits.len(),
                 self.exits.join(" | ")
             ));
         }
         Ok(())
+    }
+}
+
+/// Records routed per output topic since the first sample, across processor restarts.
+struct Flow {
+    topics: Vec<String>,
+    last: Vec<f64>,
+    routed: Vec<f64>,
+    pid: Option<u32>,
+}
+
+impl Flow {
+    fn new(topics: &[String]) -> Self {
+        Self {
+            topics: topics.to_vec(),
+            last: vec![0.0; topics.len()],
+            routed: vec![0.0; topics.len()],
+            pid: None,
+        }
+    }
+
+    /// Adds what was routed since the last sample (a new process counts from 0; the first
+    /// sample only sets the starting point).
+    fn sample(&mut self, supervised: &mut Supervised) {
+        let Ok(metrics) = supervised.processor.scrape() else {
+            return;
+        };
+        let pid = supervised.processor.pid();
+        let first = self.pid.is_none();
+        if self.pid != Some(pid) {
+            self.last.fill(0.0);
+            self.pid = Some(pid);
+        }
+        for (index, topic) in self.topics.iter().enumerate() {
+            let now = metrics.routed_to(topic);
+            if !first {
+                self.routed[index] += (now - self.last[index]).max(0.0);
+            }
+            self.last[index] = now;
+        }
     }
 }
 
@@ -409,46 +465,61 @@ fn group_churn(
     let every = Duration::from_secs(5);
     let (rate, seconds) = scale.pick((2_000, changes * 6 + 10), (5_000, changes * 6 + 10));
     let mut run = Run::new(cluster, bin, "group-churn", delivery, 6)?;
-    let cooperative = [
+    const COOPERATIVE: &[&str] = &[
         "--consumer-property",
         "partition.assignment.strategy=cooperative-sticky",
     ];
     let names = ["p1", "p2", "p3"];
-    let mut members: Vec<Option<Processor>> = Vec::new();
+    let mut members: Vec<Option<Supervised>> = Vec::new();
     for name in names {
-        members.push(Some(run.processor(name, Via::Plain, &cooperative)?));
+        members.push(Some(Supervised::start_with(&mut run, name, Via::Plain, COOPERATIVE)?));
     }
     for member in members.iter_mut().flatten() {
-        member.wait_assigned(START)?;
+        member.processor.wait_assigned(START)?;
     }
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
     for change in 0..changes {
         std::thread::sleep(every);
+        for member in members.iter_mut().flatten() {
+            member.tend(&mut run)?;
+        }
         let slot = usize::try_from(change / 2).unwrap_or(0) % names.len();
         outcome.faults += 1;
         match members[slot].take() {
-            Some(mut leaving) => {
+            Some(leaving) => {
                 eprintln!("    {} leaves", names[slot]);
-                stop_cleanly(&mut leaving, outcome)?;
+                leaving.finish(outcome)?;
             }
             None => {
                 eprintln!("    {} joins", names[slot]);
                 let joined_at = Instant::now();
-                let mut joining = run.processor(names[slot], Via::Plain, &cooperative)?;
-                joining.wait_assigned(START)?;
-                wait_routing_beyond(&mut joining, 0.0, START)?;
+                let mut joining =
+                    Supervised::start_with(&mut run, names[slot], Via::Plain, COOPERATIVE)?;
+                joining.processor.wait_assigned(START)?;
+                joining.wait_routing_beyond(&mut run, 0.0, START)?;
                 outcome.recovered_in(joined_at.elapsed());
                 members[slot] = Some(joining);
             }
         }
     }
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    let Some(watcher) = members.iter_mut().flatten().next() else {
-        bail!("no member left to watch the group's lag");
-    };
-    run.wait_drained(watcher, DRAIN)?;
-    for member in members.iter_mut().flatten() {
-        stop_cleanly(member, outcome)?;
+    let deadline = Instant::now() + DRAIN;
+    let mut quiet_scrapes = 0;
+    while quiet_scrapes < 2 {
+        for member in members.iter_mut().flatten() {
+            member.tend(&mut run)?;
+        }
+        let Some(watcher) = members.iter_mut().flatten().next() else {
+            bail!("no member left to watch the group's lag");
+        };
+        quiet_scrapes = if is_drained(&mut watcher.processor) { quiet_scrapes + 1 } else { 0 };
+        if Instant::now() > deadline {
+            bail!("the group did not catch up within {DRAIN:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for member in members.into_iter().flatten() {
+        member.finish(outcome)?;
     }
     outcome.note(format!(
         "{changes} membership changes every {} s, 6 input partitions; recovery: a joining \
@@ -620,7 +691,6 @@ fn slow_output(
     supervised.processor.wait_assigned(START)?;
     let producer = run.start_producer(per_tenant(rate, seconds), rate, POISON, None)?;
     supervised.wait_routing_beyond(&mut run, f64::from(rate as u32), START)?;
-    let processor = &mut supervised.processor;
     let deny = [
         "--deny-principal",
         &principal,
@@ -629,43 +699,42 @@ fn slow_output(
         "--topic",
         &refused_topic,
     ];
-    let at_denial = processor.scrape()?;
+    // Counters start at 0 in a restarted processor: flows are summed over increments.
+    let mut flow = Flow::new(&run.outputs);
+    flow.sample(&mut supervised);
     cluster.acl(&[&["--add"][..], &deny].concat())?;
     outcome.faults += 1;
     let denied_at = Instant::now();
-    let mut max_rss = processor.rss_kib().unwrap_or(0);
+    let mut max_rss = supervised.processor.rss_kib().unwrap_or(0);
     while denied_at.elapsed() < refusal {
-        max_rss = max_rss.max(processor.rss_kib().unwrap_or(0));
+        supervised.tend(&mut run)?;
+        flow.sample(&mut supervised);
+        max_rss = max_rss.max(supervised.processor.rss_kib().unwrap_or(0));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let at_restore = processor.scrape()?;
+    flow.sample(&mut supervised);
+    let others: f64 = flow.routed[1..].iter().sum();
+    let refused_before = flow.routed[0];
     // The ACL goes at some point while Kafka's tool runs (a JVM start, about 2 s): recovery is
     // counted from the tool's start.
     let restored_at = Instant::now();
     cluster.acl(&[&["--remove", "--force"][..], &deny].concat())?;
-    let others: f64 = run.outputs[1..]
-        .iter()
-        .map(|topic| at_restore.routed_to(topic) - at_denial.routed_to(topic))
-        .sum();
-    // Routed again to the refused topic: its counter moves past its value at the restore.
-    let baseline = at_restore.routed_to(&refused_topic);
+    // Routed again to the refused topic: its count moves on.
     loop {
-        let routed = processor
-            .scrape()
-            .map(|m| m.routed_to(&refused_topic))
-            .unwrap_or(0.0);
-        if routed > baseline {
+        supervised.tend(&mut run)?;
+        flow.sample(&mut supervised);
+        if flow.routed[0] > refused_before {
             break;
         }
         if restored_at.elapsed() > START {
             bail!("nothing routed to {refused_topic} within {START:?} after the ACL was removed");
         }
-        max_rss = max_rss.max(processor.rss_kib().unwrap_or(0));
+        max_rss = max_rss.max(supervised.processor.rss_kib().unwrap_or(0));
         std::thread::sleep(Duration::from_millis(50));
     }
     outcome.recovered_in(restored_at.elapsed());
     run.wait_producer(producer, Duration::from_secs(seconds * 3 + 120))?;
-    max_rss = max_rss.max(processor.rss_kib().unwrap_or(0));
+    max_rss = max_rss.max(supervised.processor.rss_kib().unwrap_or(0));
     supervised.wait_drained(&mut run, DRAIN)?;
     supervised.finish(outcome)?;
     if others <= 0.0 {
