@@ -231,6 +231,10 @@ impl Supervised {
     }
 }
 
+/// Share of the records sent to the other destinations during a refusal that must be routed
+/// meanwhile, for them to count as flowing.
+const MIN_FLOW_SHARE: f64 = 0.25;
+
 /// Records routed per output topic since the first sample, across processor restarts.
 struct Flow {
     topics: Vec<String>,
@@ -472,7 +476,12 @@ fn group_churn(
     let names = ["p1", "p2", "p3"];
     let mut members: Vec<Option<Supervised>> = Vec::new();
     for name in names {
-        members.push(Some(Supervised::start_with(&mut run, name, Via::Plain, COOPERATIVE)?));
+        members.push(Some(Supervised::start_with(
+            &mut run,
+            name,
+            Via::Plain,
+            COOPERATIVE,
+        )?));
     }
     for member in members.iter_mut().flatten() {
         member.processor.wait_assigned(START)?;
@@ -512,7 +521,11 @@ fn group_churn(
         let Some(watcher) = members.iter_mut().flatten().next() else {
             bail!("no member left to watch the group's lag");
         };
-        quiet_scrapes = if is_drained(&mut watcher.processor) { quiet_scrapes + 1 } else { 0 };
+        quiet_scrapes = if is_drained(&mut watcher.processor) {
+            quiet_scrapes + 1
+        } else {
+            0
+        };
         if Instant::now() > deadline {
             bail!("the group did not catch up within {DRAIN:?}");
         }
@@ -737,8 +750,21 @@ fn slow_output(
     max_rss = max_rss.max(supervised.processor.rss_kib().unwrap_or(0));
     supervised.wait_drained(&mut run, DRAIN)?;
     supervised.finish(outcome)?;
-    if others <= 0.0 {
-        outcome.problem("the other destinations did not flow while one refused writes");
+    // Five of the nine tenant × destination pairs are routed to the other two topics.
+    let expected_others = rate as f64 * refusal.as_secs_f64() * 5.0 / 9.0;
+    let flowing = others >= expected_others * MIN_FLOW_SHARE;
+    match (flowing, delivery) {
+        (true, _) => {}
+        (false, Delivery::AtLeastOnce) => outcome.problem(format!(
+            "the other destinations did not keep flowing: {others:.0} records routed to them \
+             during the refusal, {expected_others:.0} sent"
+        )),
+        // Known (docs/RELIABILITY.md, Findings): each refusal aborts the whole transaction.
+        (false, Delivery::ExactlyOnce) => outcome.note(format!(
+            "the other destinations did NOT keep flowing: {others:.0} records routed to them \
+             during the refusal, {expected_others:.0} sent (reported, not failed: a known \
+             limit of exactly-once mode)"
+        )),
     }
     const RSS_LIMIT_KIB: u64 = 512 * 1024;
     if max_rss > RSS_LIMIT_KIB {
