@@ -6,8 +6,10 @@
 //! - `demo`: the README's main command: the processor on the local stack, checked (`demo.rs`).
 //! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
 //! - `bench`: the processor measured beside the broker + client limit (docs/BENCHMARKS.md).
+//! - `chaos`: the processor under faults with a verified workload (docs/RELIABILITY.md).
 
 mod bench;
+mod chaos;
 mod demo;
 mod process;
 mod schemas;
@@ -31,6 +33,8 @@ commands:
   test                                 fmt, clippy, unit + integration tests against a private local stack
   demo [--events N]                    run the processor on the local stack with three tenants and verify (N=3000)
   bench [--smoke] [--help]             processor vs passthrough throughput, latency, RSS; writes docs/BENCHMARKS.md
+  chaos [--quick] [SCENARIO…] [--help] kills, crashes, outages, churn, network faults, garbage, refused
+                                       outputs; verified end to end (docs/RELIABILITY.md)
 
 environment:
   EP_KAFKA_PORT (9092), EP_KAFKA_CONTROLLER_PORT (9093): the broker's client and KRaft ports
@@ -54,6 +58,7 @@ fn run() -> Result<()> {
         ["test", rest @ ..] => test::command(rest),
         ["demo", rest @ ..] => demo::command(rest),
         ["bench", rest @ ..] => bench::command(rest),
+        ["chaos", rest @ ..] => chaos::command(rest),
         [] | ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
