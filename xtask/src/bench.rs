@@ -35,7 +35,7 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                          [--latency-secs S] [--repeat R] [--codec-secs S] [--out DIR]
                          [--profile release|debug] [--consumer-property K=V]..
                          [--producer-property K=V].. [--drain-property K=V]..
-                         [--processor-config FILE] [--rewrite]
+                         [--processor-config FILE] [--baseline-processor BINARY] [--rewrite]
 
   --smoke          a few thousand events, one latency rate, short runs; writes to target/bench/smoke
   --events N       events per throughput run (default 200000; smoke 5000)
@@ -55,6 +55,9 @@ usage: cargo xtask bench [--smoke] [--events N] [--partitions P] [--rates R1,R2,
                    extra librdkafka properties for the measuring consumer (repeatable)
   --processor-config FILE
                    a processor config file (TOML, as deploy/processor.toml) under the bench's flags
+  --baseline-processor BINARY
+                   another event-processor binary (e.g. built at an earlier commit) run in every
+                   throughput round beside this one, to compare them in the same run
   --rewrite        run nothing: rewrite the report and the plot from the last results.json";
 
 const DESTINATIONS: [&str; 3] = ["FINANCE", "MARKETING", "LOGISTICS"];
@@ -87,6 +90,8 @@ pub(crate) struct Options {
     pub(crate) drain_properties: Vec<String>,
     /// A processor config file; the bench's own flags still override it.
     pub(crate) processor_config: Option<PathBuf>,
+    /// An older processor binary run beside this one in the throughput rounds.
+    pub(crate) baseline_processor: Option<PathBuf>,
     out_dir: PathBuf,
     doc_path: PathBuf,
     command_line: String,
@@ -94,7 +99,7 @@ pub(crate) struct Options {
 
 impl Options {
     fn parse(args: &[&str]) -> Result<Self> {
-        const FLAGS: [&str; 13] = [
+        const FLAGS: [&str; 14] = [
             "--events",
             "--eos-intervals",
             "--partitions",
@@ -108,6 +113,7 @@ impl Options {
             "--producer-property",
             "--drain-property",
             "--processor-config",
+            "--baseline-processor",
         ];
         let mut index = 0;
         while let Some(arg) = args.get(index) {
@@ -195,6 +201,10 @@ impl Options {
                 .map(std::path::absolute)
                 .transpose()
                 .context("--processor-config: bad path")?,
+            baseline_processor: flag_value(args, "--baseline-processor")?
+                .map(std::path::absolute)
+                .transpose()
+                .context("--baseline-processor: bad path")?,
             out_dir,
             doc_path,
             command_line: std::iter::once("cargo xtask bench")
@@ -283,8 +293,15 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             System::Processor {
                 poison_percent: POISON_PERCENT,
             },
+            System::Authenticated,
         ]
         .into_iter()
+        .chain(
+            options
+                .baseline_processor
+                .as_ref()
+                .map(|_| System::Baseline),
+        )
         .chain(exactly_once)
         {
             eprintln!(
@@ -375,6 +392,11 @@ enum System {
     ExactlyOnce {
         interval_ms: u64,
     },
+    /// The processor with tenant authentication (`authentication.mode = "hmac"`): every event
+    /// is signed by the workload producer and verified before it is routed.
+    Authenticated,
+    /// `--baseline-processor`: another processor binary, with the default settings.
+    Baseline,
     Broker,
 }
 
@@ -391,6 +413,8 @@ impl System {
             System::Processor { poison_percent: 0 } => "processor".to_owned(),
             System::Processor { poison_percent } => format!("processor-poison-{poison_percent}"),
             System::ExactlyOnce { interval_ms } => format!("processor-eos-{interval_ms}ms"),
+            System::Authenticated => "processor-hmac".to_owned(),
+            System::Baseline => "processor-baseline".to_owned(),
         }
     }
 }
@@ -421,9 +445,14 @@ impl Bench<'_> {
         let topics = self.topics(&system.name())?;
         let poison_percent = match system {
             System::Processor { poison_percent } => poison_percent,
-            System::Passthrough | System::Broker | System::ExactlyOnce { .. } => 0,
+            System::Passthrough
+            | System::Broker
+            | System::ExactlyOnce { .. }
+            | System::Authenticated
+            | System::Baseline => 0,
         };
-        let produced = self.produce(&topics, self.options.events, poison_percent, None)?;
+        let signed = matches!(system, System::Authenticated);
+        let produced = self.produce(&topics, self.options.events, poison_percent, None, signed)?;
         let ready = self.run_dir.join(format!("{}.ready", topics.name));
         let mut drain = self.start_drain(
             &topics,
@@ -497,7 +526,13 @@ impl Bench<'_> {
         if let Some(running) = running.as_mut() {
             running.wait_assigned(Duration::from_secs(60))?;
         }
-        let produced = self.produce(&topics, count, 0, Some(rate))?;
+        let produced = self.produce(
+            &topics,
+            count,
+            0,
+            Some(rate),
+            matches!(system, System::Authenticated),
+        )?;
         let drained = drain.finish_while(running.as_mut(), self.drain_timeout(count))?;
         let peak_rss_kib = running.as_ref().and_then(Running::peak_rss_kib);
         let exit = match running.as_mut() {
@@ -582,10 +617,19 @@ impl Bench<'_> {
         count: u64,
         poison_percent: u64,
         rate: Option<u64>,
+        signed: bool,
     ) -> Result<Value> {
         let mut command = Command::new(&self.tools);
+        if signed {
+            command
+                .arg("produce")
+                .arg("--sign-key-file")
+                .arg(self.tenant_keys()?);
+        } else {
+            command.arg("produce");
+        }
         command
-            .args(["produce", "--bootstrap-servers", &self.bootstrap])
+            .args(["--bootstrap-servers", &self.bootstrap])
             .args(["--schema-registry-url", &self.registry])
             .args(["--topic", &topics.input])
             .args(["--count", &count.to_string()])
@@ -641,6 +685,26 @@ impl Bench<'_> {
         })
     }
 
+    /// The key file of the authenticated runs: one key per tenant of the workload.
+    fn tenant_keys(&self) -> Result<PathBuf> {
+        let path = self.run_dir.join("tenant-keys.toml");
+        if !path.exists() {
+            let mut text = String::new();
+            for (index, tenant) in ["FINANCE", "MARKETING", "LOGISTICS"].iter().enumerate() {
+                // Fixed bench secrets: they protect nothing (a private stack on loopback).
+                let secret: String = (0..32)
+                    .map(|byte| format!("{:02x}", byte * 7 + index))
+                    .collect();
+                text.push_str(&format!(
+                    "[[key]]\nid = \"{}-bench\"\nservice_type = \"{tenant}\"\nsecret = \"{secret}\"\n",
+                    tenant.to_lowercase()
+                ));
+            }
+            fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(path)
+    }
+
     fn start(&self, system: System, topics: &Topics) -> Result<Running> {
         let log = self
             .run_dir
@@ -658,11 +722,18 @@ impl Bench<'_> {
                 command
             }
             System::Broker => bail!("the broker scenario runs no system under test"),
-            System::Processor { .. } | System::ExactlyOnce { .. } => {
+            System::Processor { .. }
+            | System::ExactlyOnce { .. }
+            | System::Authenticated
+            | System::Baseline => {
                 let routing = self.run_dir.join(format!("{}.routing.toml", topics.name));
                 fs::write(&routing, routing_toml(&topics.outputs))
                     .with_context(|| format!("cannot write {}", routing.display()))?;
-                let mut command = Command::new(&self.processor);
+                let binary = match (system, &self.options.baseline_processor) {
+                    (System::Baseline, Some(baseline)) => baseline,
+                    _ => &self.processor,
+                };
+                let mut command = Command::new(binary);
                 command
                     .args(["--processor-id", "event-processor-1"])
                     .args(["--bootstrap-servers", &self.bootstrap])
@@ -684,6 +755,16 @@ impl Bench<'_> {
                     if name.to_string_lossy().starts_with("EVENT_PROCESSOR__") {
                         command.env_remove(name);
                     }
+                }
+                if let System::Authenticated = system {
+                    command
+                        .env("EVENT_PROCESSOR__AUTHENTICATION__MODE", "hmac")
+                        .env(
+                            "EVENT_PROCESSOR__AUTHENTICATION__KEY_FILE",
+                            self.tenant_keys()?,
+                        )
+                        // The backlog is produced before the processor starts: no age limit.
+                        .env("EVENT_PROCESSOR__AUTHENTICATION__MAX_AGE_MS", "0");
                 }
                 if let System::ExactlyOnce { interval_ms } = system {
                     command.args(["--delivery", "exactly-once"]).env(

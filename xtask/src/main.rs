@@ -6,9 +6,11 @@
 //! - `demo`: the README's main command: the processor on the local stack, checked (`demo.rs`).
 //! - `test`: the whole check suite CI runs (fmt, clippy, unit and integration tests on a private stack).
 //! - `bench`: the processor measured beside the broker + client limit (docs/BENCHMARKS.md).
+//! - `chaos`: the processor under faults with a verified workload (docs/RELIABILITY.md).
 //! - `fuzz`: the cargo-fuzz targets of `fuzz/`, each for a fixed time (docs/FUZZING.md).
 
 mod bench;
+mod chaos;
 mod demo;
 mod fuzz;
 mod process;
@@ -33,6 +35,8 @@ commands:
   test                                 fmt, clippy, unit + integration tests against a private local stack
   demo [--events N]                    run the processor on the local stack with three tenants and verify (N=3000)
   bench [--smoke] [--help]             processor vs passthrough throughput, latency, RSS; writes docs/BENCHMARKS.md
+  chaos [--quick] [SCENARIO…] [--help] kills, crashes, outages, churn, network faults, garbage, refused
+                                       outputs; verified end to end (docs/RELIABILITY.md)
   fuzz [--seconds N | --smoke] [TARGET...]
                                        build the fuzz targets and run each N s (20; --smoke: 10); fails on a crash
 
@@ -59,6 +63,7 @@ fn run() -> Result<()> {
         ["test", rest @ ..] => test::command(rest),
         ["demo", rest @ ..] => demo::command(rest),
         ["bench", rest @ ..] => bench::command(rest),
+        ["chaos", rest @ ..] => chaos::command(rest),
         ["fuzz", rest @ ..] => fuzz::command(rest),
         [] | ["help" | "--help" | "-h"] => {
             println!("{USAGE}");

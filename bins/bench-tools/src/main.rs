@@ -72,6 +72,9 @@ enum Command {
         /// librdkafka producer property, KEY=VALUE; repeatable.
         #[arg(long = "producer-property", value_name = "KEY=VALUE")]
         producer_properties: Vec<String>,
+        /// Sign every event as its tenant (tenant-auth headers) with the keys of this key file.
+        #[arg(long, value_name = "FILE")]
+        sign_key_file: Option<std::path::PathBuf>,
     },
     /// Consume → produce the unchanged bytes, committing only acknowledged offsets; stops on SIGTERM.
     Passthrough {
@@ -164,6 +167,7 @@ fn run(cli: Cli) -> Result<serde_json::Value> {
             poison_percent,
             rate,
             producer_properties,
+            sign_key_file,
         } => runtime.block_on(produce::run(produce::ProduceArgs {
             kafka: kafka_config(&bootstrap_servers, &producer_properties)?,
             registry_url: schema_registry_url,
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<serde_json::Value> {
             count,
             poison_percent,
             rate,
+            sign_key_file,
         })),
         Command::Passthrough {
             bootstrap_servers,

@@ -22,6 +22,56 @@ pub(crate) struct ProduceArgs {
     pub(crate) poison_percent: u64,
     /// Events per second; `None`: as fast as the producer accepts them.
     pub(crate) rate: Option<f64>,
+    /// Sign each event as its tenant with the keys of this key file.
+    pub(crate) sign_key_file: Option<std::path::PathBuf>,
+}
+
+/// One signer per tenant identity of the workload, from a tenant key file.
+struct Signers {
+    ring: tenant_auth::KeyRing,
+    by_identity: std::collections::HashMap<(String, String), tenant_auth::Signer>,
+}
+
+impl Signers {
+    fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let ring = tenant_auth::KeyRing::from_toml_str(&text).context("invalid key file")?;
+        Ok(Self {
+            ring,
+            by_identity: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The signature headers of `event` (with `key` and `value`) at `now_ms`.
+    fn sign(
+        &mut self,
+        event: &router_core::ProducerToProcessor,
+        key: &[u8],
+        value: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let identity = (
+            event.origin_service_type.clone(),
+            event.origin_service_id.clone(),
+        );
+        if !self.by_identity.contains_key(&identity) {
+            let tenant = tenant_auth::TenantIdentity::new(&identity.0, &identity.1)?;
+            let signer = self
+                .ring
+                .signing_key_for(&tenant, now_ms)
+                .with_context(|| format!("no key for {}:{}", identity.0, identity.1))?
+                .signer(tenant)?;
+            self.by_identity.insert(identity.clone(), signer);
+        }
+        let signer = &self.by_identity[&identity];
+        Ok(signer
+            .sign(Some(key), value, now_ms)
+            .into_pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect())
+    }
 }
 
 /// How long to wait for reports once everything is sent before calling the run failed.
@@ -44,6 +94,11 @@ pub(crate) async fn run(args: ProduceArgs) -> Result<serde_json::Value> {
     // broker) and holds records until then: let that pass before the clock starts.
     tokio::time::sleep(PRODUCER_WARMUP).await;
 
+    let mut signers = args
+        .sign_key_file
+        .as_deref()
+        .map(Signers::load)
+        .transpose()?;
     let mut next_id = 0u64;
     let mut acknowledged = 0u64;
     let mut poison = 0u64;
@@ -83,11 +138,15 @@ pub(crate) async fn run(args: ProduceArgs) -> Result<serde_json::Value> {
             }
             value_bytes += value.len() as u64;
             key_bytes += key.len() as u64;
+            let headers = match signers.as_mut() {
+                Some(signers) => signers.sign(&event, &key, &value, sent_at / 1000)?,
+                None => Vec::new(),
+            };
             let record = OutboundRecord {
                 topic: Arc::clone(&topic),
                 key: Some(key),
                 payload: value,
-                headers: Vec::new(),
+                headers,
             };
             let tag = usize::try_from(next_id)?;
             next_id += 1;

@@ -78,6 +78,10 @@ pub(crate) struct Cli {
     /// the tenant policy refuses).
     #[arg(long)]
     pub(crate) accept_dead_lettered: bool,
+    /// With --verify: read on until the idle timeout even when every id was seen, so that
+    /// copies written after an id's first sighting count as duplicates too.
+    #[arg(long)]
+    pub(crate) until_idle: bool,
     /// Write the summary (and verification result) as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) summary_json: Option<PathBuf>,
@@ -163,6 +167,7 @@ pub(crate) struct Settings {
     pub(crate) dead_letter_topic: Option<String>,
     pub(crate) destination_topics: DestinationTopics,
     pub(crate) accept_dead_lettered: bool,
+    pub(crate) until_idle: bool,
     pub(crate) summary_json: Option<PathBuf>,
     pub(crate) connect_timeout: Duration,
     pub(crate) log_level: String,
@@ -187,8 +192,9 @@ impl Settings {
         );
         if cli.verify.is_none() {
             ensure!(
-                cli.destination_topics.is_empty() && !cli.accept_dead_lettered,
-                "--destination-topic and --accept-dead-lettered only apply with --verify MANIFEST"
+                cli.destination_topics.is_empty() && !cli.accept_dead_lettered && !cli.until_idle,
+                "--destination-topic, --accept-dead-lettered and --until-idle only apply with \
+                 --verify MANIFEST"
             );
         }
         let dead_letter_topic = Some(cli.dead_letter_topic.trim().to_owned())
@@ -227,6 +233,7 @@ impl Settings {
             dead_letter_topic,
             destination_topics: DestinationTopics::parse(&cli.destination_topics)?,
             accept_dead_lettered: cli.accept_dead_lettered,
+            until_idle: cli.until_idle,
             summary_json: cli.summary_json,
             connect_timeout: Duration::from_millis(cli.connect_timeout_ms),
             log_level: cli.log_level,

@@ -263,7 +263,7 @@ impl Reader<'_> {
             if stop.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
             }
-            if verifier.as_deref().is_some_and(Verifier::complete) {
+            if !self.settings.until_idle && verifier.as_deref().is_some_and(Verifier::complete) {
                 break StopReason::AllSeen;
             }
             let batch = feed.next_batch().await?;

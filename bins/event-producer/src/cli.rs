@@ -79,6 +79,11 @@ pub(crate) struct Cli {
     /// Also send this many undecodable values (no Confluent magic byte), spread over the run.
     #[arg(long, default_value_t = 0)]
     pub(crate) poison: u64,
+    /// Take the poison values from this file instead of the built-in text: one value per line,
+    /// hex-encoded (an empty line is an empty value), used in turn. For hostile-input tests
+    /// (`cargo xtask chaos garbage`).
+    #[arg(long, value_name = "FILE", requires = "poison")]
+    pub(crate) poison_values: Option<PathBuf>,
     /// Write one JSON line per event the broker acknowledged (id, tenant_type, tenant_id,
     /// destination, key, partition, offset), for `event-consumer --verify`.
     #[arg(long, value_name = "FILE")]
@@ -140,6 +145,8 @@ pub(crate) struct Settings {
     pub(crate) destinations: Vec<String>,
     pub(crate) count_per_tenant: u64,
     pub(crate) poison: u64,
+    /// Values the poison slots send in turn; empty: the built-in text.
+    pub(crate) poison_values: Vec<Vec<u8>>,
     pub(crate) pause: Duration,
     pub(crate) rate: Option<f64>,
     pub(crate) manifest: Option<PathBuf>,
@@ -213,6 +220,12 @@ impl Settings {
             destinations,
             count_per_tenant: cli.count,
             poison: cli.poison,
+            poison_values: cli
+                .poison_values
+                .as_deref()
+                .map(read_poison_values)
+                .transpose()?
+                .unwrap_or_default(),
             pause,
             rate: cli.rate,
             manifest: cli.manifest,
@@ -391,6 +404,38 @@ fn destinations(raw: &[String]) -> Result<Vec<String>> {
         "--destinations needs at least one destination, e.g. --destinations FINANCE,MARKETING"
     );
     Ok(destinations)
+}
+
+/// One hex-encoded value per line.
+fn read_poison_values(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --poison-values {}", path.display()))?;
+    let values = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            decode_hex(line.trim())
+                .with_context(|| format!("line {} of {} is not hex", index + 1, path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ensure!(
+        !values.is_empty(),
+        "--poison-values {} holds no values",
+        path.display()
+    );
+    Ok(values)
+}
+
+fn decode_hex(hex: &str) -> Result<Vec<u8>> {
+    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| {
+            hex.get(at..at + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .context("not a hex digit")
+        })
+        .collect()
 }
 
 fn pause(sleep_ms: u64, sleep_seconds: Option<f64>) -> Result<Duration> {
@@ -802,6 +847,28 @@ mod tests {
             format!("{error:#}").contains("/nonexistent/kafka.properties"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn poison_values_file_is_read_as_hex_lines_and_bad_hex_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("poison-values-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.hex");
+        std::fs::write(&good, "00ff10\n\nCAFE\n").expect("write");
+        let good_path = good.to_string_lossy().into_owned();
+        let parsed =
+            settings(&["--poison", "3", "--poison-values", &good_path]).expect("valid file");
+        assert_eq!(
+            parsed.poison_values,
+            vec![vec![0x00, 0xff, 0x10], vec![], vec![0xca, 0xfe]]
+        );
+        let bad = dir.join("bad.hex");
+        std::fs::write(&bad, "00\nxyz\n").expect("write");
+        let bad_path = bad.to_string_lossy().into_owned();
+        let error =
+            settings(&["--poison", "1", "--poison-values", &bad_path]).expect_err("bad hex");
+        assert!(format!("{error:#}").contains("line 2"), "{error:#}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -276,6 +276,16 @@ impl Producer<'_> {
         Ok(())
     }
 
+    /// The built-in poison text, or the `--poison-values` value whose turn it is.
+    fn poison_payload(&self, number: u64) -> Vec<u8> {
+        let values = &self.settings.poison_values;
+        usize::try_from(number)
+            .ok()
+            .and_then(|number| values.get(number % values.len().max(1)))
+            .cloned()
+            .unwrap_or_else(|| poison_value(number))
+    }
+
     /// The record of `slot`; `event_number` counts the events before it (poison not included).
     fn build(&self, slot: Slot, event_number: u64) -> (OutboundRecord, Pending) {
         let topic: Arc<str> = Arc::from(self.settings.topic.as_str());
@@ -321,7 +331,7 @@ impl Producer<'_> {
                 let record = OutboundRecord {
                     topic,
                     key: Some(poison_key(number).into_bytes()),
-                    payload: poison_value(number),
+                    payload: self.poison_payload(number),
                     headers: Vec::new(),
                 };
                 (record, Pending::Poison)

@@ -11,7 +11,7 @@
 //! at-most-once); while the channel is full the consumer thread neither polls nor serves
 //! rebalances, so a pipeline slower than `max.poll.interval.ms` gets evicted from the group.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -72,8 +72,10 @@ pub fn kafka_consumer(
 ) -> Result<(KafkaRecordSource, KafkaOffsetCommitter), AdapterError> {
     let group_id: Arc<str> = Arc::from(settings.group_id.as_str());
     let (events, receiver) = mpsc::channel(settings.channel_capacity.max(1));
+    let membership = Arc::new(AtomicU64::new(0));
     let context = ConsumerCtx {
         group_id: Arc::clone(&group_id),
+        membership: Arc::clone(&membership),
         events,
         pending: Mutex::new(Vec::new()),
         batch_max: settings.batch_max.max(1),
@@ -105,6 +107,8 @@ pub fn kafka_consumer(
         consumer: Arc::downgrade(&consumer),
         group_id: Arc::clone(&group_id),
         transactions: None,
+        membership,
+        transaction_membership: Arc::new(AtomicU64::new(0)),
     };
     let close_requested = Arc::new(AtomicBool::new(false));
     let thread_close = Arc::clone(&close_requested);
@@ -205,11 +209,22 @@ impl RecordSource for KafkaRecordSource {
 /// Made [`transactional`](Self::transactional) (exactly-once mode), a commit sends the
 /// positions to the producer's open transaction with the consumer's current group metadata
 /// (KIP-447: the broker refuses them from a member fenced by a rebalance) and commits it.
+///
+/// The broker checks the generation of the metadata *sent*, which is the consumer's current
+/// one: a member that lost its partitions (a session timeout) and rejoined before the commit
+/// would pass that check with a transaction of records read in the old generation, while the
+/// new assignment reads them again from the last commit. So a transaction whose group
+/// membership changed (partitions lost or assigned) since it began is refused here with an
+/// abortable error instead: the pipeline aborts and reads again.
 #[derive(Clone)]
 pub struct KafkaOffsetCommitter {
     consumer: Weak<BaseConsumer<ConsumerCtx>>,
     group_id: Arc<str>,
     transactions: Option<Transactions>,
+    /// Bumped by the consumer thread whenever partitions are lost or assigned.
+    membership: Arc<AtomicU64>,
+    /// `membership` when the open transaction began.
+    transaction_membership: Arc<AtomicU64>,
 }
 
 /// The transactional producer whose transactions carry the commits.
@@ -250,10 +265,16 @@ impl OffsetCommitter for KafkaOffsetCommitter {
         let consumer = Weak::clone(&self.consumer);
         let group_id = Arc::clone(&self.group_id);
         let transactions = self.transactions.clone();
+        let membership = Arc::clone(&self.membership);
+        let began_in = self.transaction_membership.load(Ordering::SeqCst);
         async move {
             if let Some(transactions) = transactions {
                 return run_blocking("committing the transaction", move || {
-                    commit_transaction(&consumer, &group_id, &transactions, &positions)
+                    let member = Membership {
+                        current: &membership,
+                        began_in,
+                    };
+                    commit_transaction(&consumer, &group_id, &transactions, &positions, member)
                 })
                 .await;
             }
@@ -278,10 +299,14 @@ impl OffsetCommitter for KafkaOffsetCommitter {
 
     fn begin_transaction(&self) -> Result<(), AdapterError> {
         match &self.transactions {
-            Some(transactions) => transactions
-                .producer
-                .begin_transaction()
-                .map_err(|error| transaction_error("beginning a transaction", &error)),
+            Some(transactions) => {
+                self.transaction_membership
+                    .store(self.membership.load(Ordering::SeqCst), Ordering::SeqCst);
+                transactions
+                    .producer
+                    .begin_transaction()
+                    .map_err(|error| transaction_error("beginning a transaction", &error))
+            }
             None => Ok(()),
         }
     }
@@ -303,15 +328,47 @@ impl OffsetCommitter for KafkaOffsetCommitter {
     }
 }
 
+/// The group membership a transaction began in, and the consumer's now.
+struct Membership<'a> {
+    current: &'a AtomicU64,
+    began_in: u64,
+}
+
+impl Membership<'_> {
+    /// An abortable error when partitions were lost or assigned since the transaction began.
+    fn check(&self, group_id: &str) -> Result<(), AdapterError> {
+        if self.current.load(Ordering::SeqCst) == self.began_in {
+            return Ok(());
+        }
+        Err(AdapterError::Transaction {
+            operation: "committing the transaction",
+            code: KafkaErrorCode::STATE,
+            reason: format!(
+                "the membership of group `{group_id}` changed since the transaction began \
+                 (partitions lost or assigned): its records may be read again by the new \
+                 assignment"
+            ),
+            fatal: false,
+            requires_abort: true,
+            retriable: false,
+        })
+    }
+}
+
 /// Sends `positions` to the open transaction with the group's current metadata, then commits
-/// the transaction (which first waits for every record of it to be delivered).
+/// the transaction (which first waits for every record of it to be delivered) — unless the
+/// group membership changed since the transaction began (see [`KafkaOffsetCommitter`]).
 fn commit_transaction(
     consumer: &Weak<BaseConsumer<ConsumerCtx>>,
     group_id: &str,
     transactions: &Transactions,
     positions: &[CommitPosition],
+    membership: Membership<'_>,
 ) -> Result<(), AdapterError> {
     let producer = &transactions.producer;
+    // Checked before any offsets go out; and again after the metadata was read, as a
+    // rejoin (new metadata) always follows the loss that bumped the membership.
+    membership.check(group_id)?;
     if !positions.is_empty() {
         let Some(consumer) = consumer.upgrade() else {
             return Err(AdapterError::ConsumerClosed {
@@ -331,10 +388,12 @@ fn commit_transaction(
                 retriable: false,
             });
         };
+        membership.check(group_id)?;
         producer
             .send_offsets_to_transaction(&list, &metadata, transactions.timeout)
             .map_err(|error| transaction_error(operation, &error))?;
     }
+    membership.check(group_id)?;
     let mut attempt = 1;
     loop {
         let error = match producer.commit_transaction(transactions.timeout) {
@@ -465,6 +524,8 @@ impl TopicNames {
 /// inside `poll`, or on whichever thread drops the last consumer handle).
 pub(crate) struct ConsumerCtx {
     group_id: Arc<str>,
+    /// Bumped whenever partitions are lost or assigned (see [`KafkaOffsetCommitter`]).
+    membership: Arc<AtomicU64>,
     events: EventSender,
     pending: Mutex<Vec<InboundRecord>>,
     batch_max: usize,
@@ -662,6 +723,7 @@ impl ConsumerCtx {
     }
 
     fn on_lost(&self, partitions: Vec<TopicPartition>) {
+        self.membership.fetch_add(1, Ordering::SeqCst);
         warn!(
             group_id = %self.group_id,
             partitions = %joined(&partitions),
@@ -716,6 +778,7 @@ impl ConsumerContext for ConsumerCtx {
         if let Rebalance::Assign(list) = rebalance {
             let partitions = partitions_in(list);
             if !partitions.is_empty() {
+                self.membership.fetch_add(1, Ordering::SeqCst);
                 info!(
                     group_id = %self.group_id,
                     partitions = %joined(&partitions),

@@ -64,6 +64,14 @@ pub enum PipelineError {
         "the transactional producer cannot go on: {0}; stopping (a restart resumes from the last committed transaction)"
     )]
     Transaction(#[source] ports::AdapterError),
+    /// The offset tracker refused a record (e.g. an offset delivered again out of order after a
+    /// rebalance raced a rewind). Routing it could let a commit pass a record that is not
+    /// done, so the pipeline drains, commits what is complete and stops with this error; a
+    /// restarted process reads the rest again from the last commit.
+    #[error(
+        "the offset tracker refused a record: {0}; stopped after committing what was complete (a restart reads the rest again)"
+    )]
+    Tracking(#[source] offset_tracker::TrackerError),
 }
 
 impl PipelineError {

@@ -157,6 +157,7 @@ where
                 Lifecycle::Done(core.shutdown(&mut reports, deadline).await?)
             }
             Lifecycle::Done(summary) => {
+                let refused = core.untrackable.take();
                 // After the final commit: leave the group now, so the other members take
                 // these partitions at once rather than after the session timeout.
                 if tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.release())
@@ -165,7 +166,10 @@ where
                 {
                     warn!(timeout = ?SOURCE_CLOSE_TIMEOUT, "The source did not close in time; the group notices this member left after its session timeout.");
                 }
-                return Ok(summary);
+                return match refused {
+                    Some(error) => Err(PipelineError::Tracking(error)),
+                    None => Ok(summary),
+                };
             }
         };
     }
@@ -180,6 +184,10 @@ enum Lifecycle {
     /// Stopped; the source still has to leave its group.
     Done(RunSummary),
 }
+
+/// Most schema ids remembered as waited out (see `Core::waited_out`); beyond it the memory
+/// starts afresh, so a flood of random ids costs at most one wait per id per this many.
+const WAITED_OUT_IDS: usize = 1024;
 
 /// How long a stop waits for the consumer to leave its group (a LeaveGroup round trip, unless
 /// the broker is unreachable).
@@ -236,6 +244,12 @@ struct Core<K, C, R> {
     /// Exactly-once mode: routed outputs the broker refused for good in an aborted
     /// transaction, dead-lettered as `refused` when their input is read again.
     refusals: Refusals,
+    /// Why the tracker refused a record: the run drains and ends with this error.
+    untrackable: Option<offset_tracker::TrackerError>,
+    /// Schema ids a record was already held back for, for the whole `not_found_retry`, without
+    /// the registry learning them: later records of them are not held back again (one record
+    /// per unknown id pays the wait, not every record; bounded).
+    waited_out: std::collections::HashSet<SchemaId>,
     config: PipelineConfig,
     sink: K,
     committer: C,
@@ -278,6 +292,8 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
             rewinding: Vec::new(),
             pending_rewind: Vec::new(),
             refusals: Refusals::default(),
+            untrackable: None,
+            waited_out: std::collections::HashSet::new(),
             config,
             sink,
             committer,
@@ -502,18 +518,15 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 // The consumer announces assignments before records; be robust to an adapter that does not.
                 warn!(partition = %tp, "Record for a partition not announced as assigned; assigning it.");
                 self.tracker.assign(tp.clone());
-                self.tracker
+                match self
+                    .tracker
                     .track(&tp, record.offset, plan.outputs.len() as u32)
-                    .map_err(|error| {
-                        warn!(%error, "Cannot track record; it will not be committed.");
-                        Interrupted
-                    })?
+                {
+                    Ok(ticket) => ticket,
+                    Err(error) => return Err(self.refuse_untrackable(error, &tp, record.offset)),
+                }
             }
-            Err(error) => {
-                // Tracking is what makes commits safe: never route what cannot be tracked.
-                warn!(%error, partition = %tp, offset = record.offset, "Cannot track record; stopping.");
-                return Err(Interrupted);
-            }
+            Err(error) => return Err(self.refuse_untrackable(error, &tp, record.offset)),
         };
         // Routed outputs keep the input's value (moved, not copied) until they are acknowledged,
         // so that one the broker refuses can be dead-lettered with the original bytes.
@@ -562,6 +575,19 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
     /// retried with backoff until they pass or shutdown is requested, and so is an id the
     /// registry does not know, for `not_found_retry` (a lagging replica); only errors that are a
     /// property of the bytes come back as [`SchemaLoad::Poison`].
+    /// Tracking is what makes commits safe: a record that cannot be tracked is never routed;
+    /// the run drains, commits what is complete and ends with [`PipelineError::Tracking`].
+    fn refuse_untrackable(
+        &mut self,
+        error: offset_tracker::TrackerError,
+        partition: &TopicPartition,
+        offset: i64,
+    ) -> Interrupted {
+        tracing::error!(%error, %partition, offset, "Cannot track record; stopping with an error after the drain.");
+        self.untrackable.get_or_insert(error);
+        Interrupted
+    }
+
     async fn load_writer_schema(
         &mut self,
         schema_id: SchemaId,
@@ -586,10 +612,21 @@ impl<K: RecordSink, C: OffsetCommitter, R: SchemaRegistry> Core<K, C, R> {
                 Err(error @ CodecError::SchemaNotFound { .. })
                     if !self.config.not_found_retry.is_zero() =>
                 {
+                    if self.waited_out.contains(&schema_id) {
+                        debug!(
+                            schema_id = schema_id.0,
+                            "Schema id still unknown to the registry, already waited out once; dead-lettering."
+                        );
+                        return SchemaLoad::Poison(error);
+                    }
                     let since = *not_found_since.get_or_insert_with(Instant::now);
                     let left = self.config.not_found_retry.saturating_sub(since.elapsed());
                     if left.is_zero() {
-                        warn!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id still unknown to the registry; dead-lettering.");
+                        warn!(schema_id = schema_id.0, waited = ?since.elapsed(), "Schema id still unknown to the registry; dead-lettering (later records of it are not held back again).");
+                        if self.waited_out.len() >= WAITED_OUT_IDS {
+                            self.waited_out.clear();
+                        }
+                        self.waited_out.insert(schema_id);
                         return SchemaLoad::Poison(error);
                     }
                     failures += 1;

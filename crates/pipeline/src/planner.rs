@@ -149,6 +149,13 @@ impl Planner {
                 return Ok(plan);
             }
         };
+        if snapshot.authentication().is_some() {
+            // The signature is over the input record, not the output: it stays with the input
+            // and its dead letters (so a replay verifies again) and is not passed on.
+            record
+                .headers
+                .retain(|(name, _)| !tenant_auth::HEADERS.contains(&name.as_str()));
+        }
         let mut outputs = self.take_spare_outputs();
         // Borrowed end to end: the output's strings are the input's bytes and the processor id,
         // copied once, into the encoded value.
@@ -510,7 +517,17 @@ mod tests {
         };
         assert_eq!(plan.authentication_failure, None);
         assert_eq!(plan.outputs.len(), 2, "routed to both targets");
-        assert!(plan.outputs.iter().all(|(_, code)| code.is_none()));
+        for (output, code) in &plan.outputs {
+            assert!(code.is_none());
+            assert_eq!(
+                header(output, "trace"),
+                Some(&b"abc"[..]),
+                "other headers travel on"
+            );
+            for name in tenant_auth::HEADERS {
+                assert_eq!(header(output, name), None, "{name} stays with the input");
+            }
+        }
 
         for (mut input, kind) in [
             (spoofed, "identity-mismatch"),

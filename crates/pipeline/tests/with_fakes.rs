@@ -405,6 +405,31 @@ async fn does_not_commit_past_an_unacknowledged_output() {
 }
 
 #[tokio::test]
+async fn an_offset_delivered_again_out_of_order_stops_the_run_with_an_error_after_committing_what_is_complete()
+ {
+    let harness = start(Completion::AckImmediately, |_| {}).await;
+    let event = || Some(harness.event("FINANCE", "FINANCE", "x"));
+    harness.source.push_records(vec![
+        harness.record(0, 0, event()),
+        harness.record(0, 1, event()),
+    ]);
+    assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    // The same offsets again without a rewind or a reassignment: the tracker refuses them.
+    harness
+        .source
+        .push_records(vec![harness.record(0, 1, event())]);
+    let outcome = tokio::time::timeout(WAIT, harness.run)
+        .await
+        .expect("the pipeline stops by itself")
+        .expect("no panic");
+    assert!(
+        matches!(outcome, Err(pipeline::PipelineError::Tracking(_))),
+        "a run that cannot track a record must not end as a success: {outcome:?}"
+    );
+    assert_eq!(harness.committer.committed(&partition(0)), Some(2));
+}
+
+#[tokio::test]
 async fn fan_out_commits_only_when_every_copy_is_acknowledged() {
     let harness = start(Completion::Hold, |_| {}).await;
     harness.source.push_records(vec![harness.record(
@@ -1076,6 +1101,47 @@ async fn schema_id_unknown_for_the_whole_window_is_dead_lettered_and_remembered_
     assert_eq!(&*harness.sink.sent()[1].record.topic, DLQ);
     assert_eq!(harness.registry.by_id_calls.load(Relaxed), calls);
     assert!(harness.committer.wait_for(&partition(0), 2, WAIT).await);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn records_of_unknown_schema_ids_are_held_back_once_per_id_not_once_per_record() {
+    let window = Duration::from_millis(500);
+    let harness = start(Completion::AckImmediately, |config| {
+        config.not_found_retry = window;
+    })
+    .await;
+    harness.registry.not_found.store(u32::MAX, Relaxed);
+    // Two ids the registry never learns, taking turns, three records each.
+    let with_id = |id: u8, payload: &str| {
+        let mut value = harness.event("FINANCE", "FINANCE", payload);
+        value[1..5].copy_from_slice(&[0, 0, 0x7f, id]);
+        Some(value)
+    };
+    let records = (0..6)
+        .map(|offset| {
+            let id = if offset % 2 == 0 { 1 } else { 2 };
+            harness.record(0, offset, with_id(id, &format!("p{offset}")))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    harness.source.push_records(records);
+    harness.wait_sent(6).await;
+    let elapsed = started.elapsed();
+    assert!(
+        harness
+            .sink
+            .sent()
+            .iter()
+            .all(|sent| &*sent.record.topic == DLQ),
+        "every record of an unknown id is dead-lettered"
+    );
+    // One wait per id (about 2 × the window), not one per record (6 × the window).
+    assert!(
+        elapsed >= 2 * window && elapsed < 4 * window,
+        "held back for {elapsed:?} with a window of {window:?}"
+    );
+    assert!(harness.committer.wait_for(&partition(0), 6, WAIT).await);
     harness.stop().await;
 }
 

@@ -14,6 +14,8 @@ pub(super) const END: &str = "<!-- bench:end -->";
 /// Targets from the performance issue.
 const TARGET_RATIO: f64 = 0.85;
 const TARGET_EOS_RATIO: f64 = 0.7;
+/// Tenant authentication (issue #15): verification costs at most 10 % of throughput.
+const TARGET_HMAC_RATIO: f64 = 0.9;
 const TARGET_P99_MS: f64 = 10.0;
 const TARGET_P99_RATE: u64 = 5_000;
 const TARGET_RSS_MIB: f64 = 64.0;
@@ -74,6 +76,20 @@ pub(super) fn results(
     let passthrough = spread(&by_system("passthrough"));
     let processor = spread(&by_system("processor"));
     let poisoned = spread(&by_system(&poison));
+    let authenticated = spread(&by_system("processor-hmac"));
+    let baseline = spread(&by_system("processor-baseline"));
+    let baseline_ratio = match (processor["median"].as_f64(), baseline["median"].as_f64()) {
+        (Some(now), Some(before)) if before > 0.0 => json!(now / before),
+        _ => Value::Null,
+    };
+    // Tenant authentication beside the same processor without it, round by round.
+    let hmac_ratio = match (
+        authenticated["median"].as_f64(),
+        processor["median"].as_f64(),
+    ) {
+        (Some(hmac), Some(plain)) if plain > 0.0 => Some(hmac / plain),
+        _ => None,
+    };
     let ratio =
         |numerator: &Value| match (numerator["median"].as_f64(), passthrough["median"].as_f64()) {
             (Some(numerator), Some(denominator)) if denominator > 0.0 => {
@@ -177,6 +193,11 @@ pub(super) fn results(
     let codec_rate = codec["records_per_sec"].as_f64();
     let targets = json!([
         target(
+            "tenant authentication (hmac) ≥ 0.9 × the processor's throughput without it",
+            hmac_ratio.map(|r| format!("{r:.2} ×")),
+            hmac_ratio.map(|r| r >= TARGET_HMAC_RATIO)
+        ),
+        target(
             "processor ≥ 0.85 × passthrough throughput",
             processor_ratio.as_f64().map(|r| format!("{r:.2} ×")),
             processor_ratio.as_f64().map(|r| r >= TARGET_RATIO)
@@ -239,7 +260,11 @@ pub(super) fn results(
                 "passthrough": passthrough,
                 "processor": processor,
                 poison.clone(): poisoned,
+                "processor-hmac": authenticated,
+                "processor-baseline": baseline,
             },
+            "ratio_hmac_to_processor": hmac_ratio,
+            "ratio_processor_to_baseline": baseline_ratio,
             "ratio_processor_to_passthrough": processor_ratio,
             "ratio_processor_to_passthrough_per_round": per_round_ratios,
             "ratio_poison_to_passthrough": ratio(&poisoned),
@@ -247,6 +272,7 @@ pub(super) fn results(
                 "passthrough": cpu_per_event("passthrough"),
                 "processor": cpu_per_event("processor"),
                 poison.clone(): cpu_per_event(&poison),
+                "processor-hmac": cpu_per_event("processor-hmac"),
             },
             "latency_ms": latency_rows,
             "exactly_once": exactly_once,
@@ -382,9 +408,20 @@ fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
             &*format!("processor, {POISON_PERCENT} % poison events (dead-letter path)"),
             poison_key.as_str(),
         ),
+        (
+            "processor with tenant authentication (`hmac`: every event signed and verified)",
+            "processor-hmac",
+        ),
+        (
+            "processor binary given with `--baseline-processor` (e.g. an earlier commit)",
+            "processor-baseline",
+        ),
     ];
     for (label, key) in rows {
         let figures = &throughput[key];
+        if key == "processor-baseline" && figures["median"].is_null() {
+            continue;
+        }
         let ratio = match (figures["median"].as_f64(), passthrough) {
             (Some(value), Some(base)) if base > 0.0 && key != "producer" => {
                 format!("{:.2}", value / base)
@@ -432,6 +469,7 @@ fn markdown(results: &Value, plot: &str, json_file: &str) -> String {
             &*format!("processor, {POISON_PERCENT} % poison"),
             poison_key.as_str(),
         ),
+        ("processor, tenant authentication (hmac)", "processor-hmac"),
     ] {
         let cpu = &summary["cpu_us_per_event"][key];
         line(format!(
