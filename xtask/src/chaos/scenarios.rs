@@ -99,6 +99,9 @@ fn stop_cleanly(processor: &mut Processor, outcome: &mut Outcome) -> Result<()> 
 /// Most restarts a supervised processor gets in one run.
 const MAX_RESTARTS: usize = 5;
 
+/// The wait before the first restart of a supervised processor; it doubles with each exit.
+const RESTART_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// One processor kept running as an orchestrator would: when it exits (by design with code 3
 /// after a fatal transaction error: "restart it"), a new one with the same id starts. The
 /// restarts are reported.
@@ -159,6 +162,12 @@ impl Supervised {
                 self.processor.log_path.display()
             );
         }
+        // As an orchestrator does (Kubernetes' CrashLoopBackOff, systemd's RestartSec): back off
+        // before each restart, doubling, so a cause that lasts a few seconds (a write ACL removed,
+        // a broker restarting) is outlasted rather than met by back-to-back crashes.
+        let backoff = RESTART_BACKOFF * (1 << (self.exits.len() - 1).min(4));
+        eprintln!("    restarting processor {} in {backoff:?}", self.instance);
+        std::thread::sleep(backoff);
         self.processor = run.processor(self.instance, self.via, self.extra)?;
         Ok(true)
     }
