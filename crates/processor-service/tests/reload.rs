@@ -89,18 +89,34 @@ fn settings(routing_file: &Path) -> Settings {
 }
 
 struct World {
-    file: std::path::PathBuf,
+    routing_file: std::path::PathBuf,
+    /// The tenant key file, when the world authenticates tenants.
+    key_file: std::path::PathBuf,
     requests: mpsc::Sender<()>,
     routing: watch::Receiver<Arc<RoutingSnapshot>>,
     ops: Arc<Ops>,
     _dir: TempDir,
 }
 
+/// A reloader of `TABLE_V1` checking topics with `admin`, without tenant authentication.
 async fn start(admin: KnownTopics) -> World {
+    start_with_keys(admin, None).await
+}
+
+/// A reloader of `TABLE_V1` checking topics with `admin`; with `keys`, tenant authentication
+/// (`hmac`) is on with that key file.
+async fn start_with_keys(admin: KnownTopics, keys: Option<&str>) -> World {
     let dir = TempDir::new();
-    let file = dir.0.join("routing.toml");
-    std::fs::write(&file, TABLE_V1).expect("write routing file");
-    let settings = settings(&file);
+    let routing_file = dir.0.join("routing.toml");
+    let key_file = dir.0.join("tenant-keys.toml");
+    std::fs::write(&routing_file, TABLE_V1).expect("write routing file");
+    let mut settings = settings(&routing_file);
+    if let Some(keys) = keys {
+        std::fs::write(&key_file, keys).expect("write key file");
+        settings.authentication.mode = processor_service::settings::AuthenticationModeSetting::Hmac;
+        settings.authentication.key_file = Some(key_file.clone());
+    }
+    let authentication = settings.tenant_authentication(keys).expect("valid keys");
     let registry = Arc::new(MemoryRegistry::new());
     let first = RoutingSnapshot::resolve(
         Router::from_toml_str(TABLE_V1).expect("valid table"),
@@ -108,7 +124,8 @@ async fn start(admin: KnownTopics) -> World {
         true,
     )
     .await
-    .expect("resolves");
+    .expect("resolves")
+    .with_authentication(authentication);
     let (updates, routing) = watch::channel(Arc::new(first));
     let ops = Arc::new(Ops::new(
         Arc::new(PipelineStats::default()),
@@ -121,18 +138,19 @@ async fn start(admin: KnownTopics) -> World {
     ));
     let (requests, received) = mpsc::channel(4);
     let reloader = Reloader {
-        path: file.clone(),
+        path: routing_file.clone(),
         poll: None,
         settings,
         admin,
         registry,
         updates,
         ops: Arc::clone(&ops),
-        applied: fingerprint(TABLE_V1, None),
+        applied: fingerprint(TABLE_V1, keys),
     };
     tokio::spawn(reloader.run(received));
     World {
-        file,
+        routing_file,
+        key_file,
         requests,
         routing,
         ops,
@@ -143,8 +161,19 @@ async fn start(admin: KnownTopics) -> World {
 impl World {
     /// Writes `table`, asks for a reload and waits until the reloader has decided.
     async fn reload(&mut self, table: &str) {
+        let file = self.routing_file.clone();
+        self.rewrite_and_reload(&file, table).await;
+    }
+
+    /// Writes the key file, asks for a reload and waits until the reloader has decided.
+    async fn reload_keys(&mut self, keys: &str) {
+        let file = self.key_file.clone();
+        self.rewrite_and_reload(&file, keys).await;
+    }
+
+    async fn rewrite_and_reload(&mut self, file: &std::path::Path, text: &str) {
         let decided = self.ops.reloads_ok.load(Relaxed) + self.ops.reloads_failed.load(Relaxed);
-        std::fs::write(&self.file, table).expect("write routing file");
+        std::fs::write(file, text).expect("write the file");
         self.requests.send(()).await.expect("reloader runs");
         tokio::time::timeout(Duration::from_secs(10), async {
             while self.ops.reloads_ok.load(Relaxed) + self.ops.reloads_failed.load(Relaxed)
@@ -155,6 +184,20 @@ impl World {
         })
         .await
         .expect("the reloader decides within 10 s");
+    }
+
+    /// The ids of the tenant keys in force, sorted.
+    fn key_ids(&self) -> Vec<String> {
+        let snapshot = self.routing.borrow();
+        let authentication = snapshot.authentication().expect("authentication stays on");
+        let mut ids: Vec<String> = authentication
+            .verifier
+            .key_ring()
+            .keys()
+            .map(|key| key.id().to_owned())
+            .collect();
+        ids.sort();
+        ids
     }
 
     fn version_in_force(&self) -> u64 {
@@ -215,92 +258,31 @@ secret = "a1c3e5f7092b4d6f8a0c2e4f6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4f"
 
 #[tokio::test]
 async fn a_changed_key_file_is_published_with_the_routing_table_and_a_broken_one_is_refused() {
-    let dir = TempDir::new();
-    let routing_file = dir.0.join("routing.toml");
-    let key_file = dir.0.join("tenant-keys.toml");
-    std::fs::write(&routing_file, TABLE_V1).expect("write routing file");
-    std::fs::write(&key_file, KEYS_V1).expect("write key file");
-    let mut settings = settings(&routing_file);
-    settings.authentication.mode = processor_service::settings::AuthenticationModeSetting::Hmac;
-    settings.authentication.key_file = Some(key_file.clone());
-    let authentication = settings
-        .tenant_authentication(Some(KEYS_V1))
-        .expect("valid keys");
-    let registry = Arc::new(MemoryRegistry::new());
-    let first = RoutingSnapshot::resolve(
-        Router::from_toml_str(TABLE_V1).expect("valid table"),
-        &registry,
-        true,
-    )
-    .await
-    .expect("resolves")
-    .with_authentication(authentication);
-    let (updates, routing) = watch::channel(Arc::new(first));
-    let ops = Arc::new(Ops::new(
-        Arc::new(PipelineStats::default()),
-        "processor-1".to_owned(),
-        "input".to_owned(),
-        Limits {
-            stall_after_ms: 60_000,
-            check_stale_after_ms: 60_000,
-        },
-    ));
-    let (requests, received) = mpsc::channel(4);
-    let reloader = Reloader {
-        path: routing_file.clone(),
-        poll: None,
-        settings,
-        admin: KnownTopics::with(&[
+    let mut world = start_with_keys(
+        KnownTopics::with(&[
             "out.finance",
             "producer.to.processor",
             "producer.to.processor.dlq",
         ]),
-        registry,
-        updates,
-        ops: Arc::clone(&ops),
-        applied: fingerprint(TABLE_V1, Some(KEYS_V1)),
-    };
-    tokio::spawn(reloader.run(received));
-    let key_ids = || -> Vec<String> {
-        let snapshot = routing.borrow();
-        let authentication = snapshot.authentication().expect("authentication stays on");
-        authentication
-            .verifier
-            .key_ring()
-            .keys()
-            .map(|key| key.id().to_owned())
-            .collect()
-    };
-    assert_eq!(key_ids(), ["finance-1"]);
+        Some(KEYS_V1),
+    )
+    .await;
+    assert_eq!(world.key_ids(), ["finance-1"]);
 
-    let reload_keys = async |keys: &str| {
-        let decided = ops.reloads_ok.load(Relaxed) + ops.reloads_failed.load(Relaxed);
-        std::fs::write(&key_file, keys).expect("write key file");
-        requests.send(()).await.expect("reloader runs");
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while ops.reloads_ok.load(Relaxed) + ops.reloads_failed.load(Relaxed) == decided {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .expect("the reloader decides within 10 s");
-    };
-    reload_keys(KEYS_V2).await;
-    assert_eq!(ops.reloads_ok.load(Relaxed), 1);
-    let mut ids = key_ids();
-    ids.sort();
-    assert_eq!(ids, ["finance-1", "finance-2"]);
+    world.reload_keys(KEYS_V2).await;
+    assert_eq!(world.ops.reloads_ok.load(Relaxed), 1);
+    assert_eq!(world.key_ids(), ["finance-1", "finance-2"]);
 
-    reload_keys("[[key]]\nid = \"short\"\nservice_type = \"FINANCE\"\nsecret = \"00\"\n").await;
+    world
+        .reload_keys("[[key]]\nid = \"short\"\nservice_type = \"FINANCE\"\nsecret = \"00\"\n")
+        .await;
     assert_eq!(
-        ops.reloads_failed.load(Relaxed),
+        world.ops.reloads_failed.load(Relaxed),
         1,
         "a secret too short is refused"
     );
-    let mut ids = key_ids();
-    ids.sort();
     assert_eq!(
-        ids,
+        world.key_ids(),
         ["finance-1", "finance-2"],
         "the keys in force are kept"
     );
