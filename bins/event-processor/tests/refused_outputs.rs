@@ -246,14 +246,10 @@ async fn output_topic_deleted_mid_run_dead_letters_its_events_and_the_rest_flows
         );
         // The dead letter carries the input's own bytes: they decode as the input event.
         let value = record.payload.as_deref().expect("the input's value");
-        let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
-        if !decoder.is_loaded(schema_id) {
-            decoder
-                .load(schema_id, &world.registry)
-                .await
-                .expect("schema loads");
-        }
-        let event = decoder.decode(value).expect("the input event");
+        let event = decoder
+            .decode_or_load(value, &world.registry)
+            .await
+            .expect("the input event");
         assert_eq!(event.destination_service_type, "LOGISTICS");
         dead_lettered_ids.insert(payload_id(&event.payload).to_owned());
     }

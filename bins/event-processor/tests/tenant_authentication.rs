@@ -112,14 +112,10 @@ async fn outcome(
             .payload
             .as_deref()
             .expect("a dead letter keeps the value");
-        let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
-        if !decoder.is_loaded(schema_id) {
-            decoder
-                .load(schema_id, &world.registry)
-                .await
-                .expect("schema loads");
-        }
-        let event = decoder.decode(value).expect("the original event");
+        let event = decoder
+            .decode_or_load(value, &world.registry)
+            .await
+            .expect("the original event");
         let reason = header(&record, "dlq.reason").unwrap_or_default().to_owned();
         let error = header(&record, "dlq.error").unwrap_or_default().to_owned();
         dead.insert(payload_id(&event.payload).to_owned(), (reason, error));

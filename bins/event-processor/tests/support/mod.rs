@@ -248,14 +248,10 @@ impl World {
             for topic in topics {
                 for record in self.read_all(topic).await {
                     let value = record.payload.as_deref().expect("output has a value");
-                    let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
-                    if !decoder.is_loaded(schema_id) {
-                        decoder
-                            .load(schema_id, &self.registry)
-                            .await
-                            .expect("schema loads");
-                    }
-                    let output = decoder.decode(value).expect("output decodes");
+                    let output = decoder
+                        .decode_or_load(value, &self.registry)
+                        .await
+                        .expect("output decodes");
                     decoded.push((*topic, record, output));
                 }
             }
@@ -458,14 +454,10 @@ impl World {
         let mut positions = BTreeMap::new();
         for record in self.read_all(&self.input).await {
             let value = record.payload.as_deref().expect("input has a value");
-            let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
-            if !decoder.is_loaded(schema_id) {
-                decoder
-                    .load(schema_id, &self.registry)
-                    .await
-                    .expect("schema loads");
-            }
-            let event = decoder.decode(value).expect("input decodes");
+            let event = decoder
+                .decode_or_load(value, &self.registry)
+                .await
+                .expect("input decodes");
             positions.insert(
                 payload_id(&event.payload).to_owned(),
                 (record.partition, record.offset),
@@ -933,14 +925,10 @@ impl World {
             };
             for record in records {
                 let value = record.payload.as_deref().expect("output has a value");
-                let schema_id = avro_codec::InputDecoder::schema_id_of(value).expect("framed");
-                if !decoder.is_loaded(schema_id) {
-                    decoder
-                        .load(schema_id, &self.registry)
-                        .await
-                        .expect("schema loads");
-                }
-                let output = decoder.decode(value).expect("output decodes");
+                let output = decoder
+                    .decode_or_load(value, &self.registry)
+                    .await
+                    .expect("output decodes");
                 ids.push(payload_id(&output.payload).to_owned());
             }
         }
